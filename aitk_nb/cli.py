@@ -1,0 +1,58 @@
+"""`aitk <verb>`: the magics' verbs for terminals and CI, with the same options."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import commands
+from .errors import AitkError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aitk", description="Provision, deploy and evaluate fine-tuned LoRA adapters.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, handler in commands.VERBS.items():
+        p = sub.add_parser(verb, parents=[handler.parser], add_help=False, help=(handler.__doc__ or "").splitlines()[0],
+                           description=handler.parser.description)
+        p.set_defaults(handler=handler)
+        if verb == "eval":
+            p.add_argument("prompts", metavar="PROMPTS_FILE", help="prompts: one per line or JSONL ('-' for stdin)")
+    demo = sub.add_parser("demo", help="the whole flow on the local target with the demo model and adapter")
+    demo.add_argument("--port", type=int, help="serve on this port (default 7860)")
+    demo.add_argument("--project", metavar="PATH", help="project folder (default: this repository)")
+    demo.set_defaults(handler=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "demo":
+            from .demo import run_demo
+
+            run_demo(port=args.port, project=args.project)
+            return 0
+        cell = None
+        if args.verb == "eval":
+            cell = sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
+        result = args.handler(args, cell)
+    except AitkError as e:
+        print(f"aitk {args.verb}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        print(result)
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise AitkError(f"cannot read prompts file {path} ({e.strerror})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Each verb's options, declared once with IPython's magic_arguments and shared by `%aitk <verb>`
+and the `aitk <verb>` CLI. A handler parses nothing itself: it maps parsed options to one verb call."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .config import TARGETS
+from .errors import ConfigError
+
+
+def _project(f):
+    return argument("--project", metavar="PATH", help="project folder (default: nearest folder upward with infra/)")(f)
+
+
+@magic_arguments(name="%aitk provision")
+@argument("--target", choices=TARGETS, default="local", help="where to run the app (default: local)")
+@argument("--subscription", metavar="ID", help="Azure subscription id (azure target)")
+@argument("--resource-group", metavar="RG", help="Azure resource group (azure target)")
+@argument("--location", metavar="LOC", help="Azure region, overrides the parameters file's location")
+@argument("--parameters", metavar="PATH", help="parameters file (default: infra/provision/inference.parameters.json)")
+@argument("--port", type=int, help="local target: the port to serve on (default: the template's ingress port, 7860)")
+@argument("--what-if", action="store_true", help="show what would change, change nothing")
+@argument("--yes", action="store_true", help="do not ask for confirmation")
+@_project
+def provision(args, cell: str | None):
+    """Create or update the inference environment from infra/provision/inference.json and the
+    parameters file; writes infra/inference.config.json. As a cell magic, the body is a JSON object
+    of parameter overrides, e.g. {"maximumInstanceCount": 2}."""
+    from .verbs import provision as run
+
+    overrides: dict[str, Any] = {}
+    if cell and cell.strip():
+        try:
+            overrides = json.loads(cell)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"the cell body must be a JSON object of parameter overrides ({e.msg} at line {e.lineno})") from None
+        if not isinstance(overrides, dict):
+            raise ConfigError('the cell body must be a JSON object of parameter overrides, e.g. {"maximumInstanceCount": 2}')
+    if args.location:
+        overrides["location"] = args.location
+    if args.target == "azure" or args.subscription or args.resource_group:
+        from .errors import AitkError
+
+        raise AitkError("the azure target is not available in this version yet; use --target local")
+    return run(args.target, project=args.project, parameters=args.parameters, overrides=overrides or None,
+               port=args.port, what_if=args.what_if)
+
+
+@magic_arguments(name="%aitk deploy")
+@argument("--adapter", action="append", default=[], metavar="PATH",
+          help="a PEFT adapter folder, served under its folder name (repeat for several; default: keep the deployed ones)")
+@argument("--model", metavar="PATH", help="the base model folder or hub id (default: keep the deployed one, "
+                                           "or the adapters' base_model_name_or_path)")
+@argument("--no-restart", action="store_true", help="only sync files")
+@argument("--no-wait", action="store_true", help="restart, but do not wait for the health route")
+@argument("--timeout", type=float, metavar="SECONDS", help="readiness wait limit (default: the startup probe's)")
+@_project
+def deploy(args, cell: str | None):
+    """Sync the inference app, base model and adapters to the share, restart the replica and wait
+    until /health answers."""
+    from .verbs import deploy as run
+
+    return run(args.adapter, args.model, project=args.project, restart=not args.no_restart,
+               wait=not args.no_wait, timeout=args.timeout)
+
+
+@magic_arguments(name="%aitk status")
+@_project
+def status(args, cell: str | None):
+    """Target, endpoint, replica state and what is deployed."""
+    from .verbs import status as run
+
+    return run(project=args.project)
+
+
+@magic_arguments(name="%aitk endpoint")
+@_project
+def endpoint(args, cell: str | None):
+    """The endpoint URL (Gradio UI and API), its OpenAI-compatible base URL and health route."""
+    from .verbs import endpoint as run
+
+    return run(project=args.project)
+
+
+@magic_arguments(name="%aitk logs")
+@argument("--tail", type=int, default=100, metavar="N", help="show the last N lines (default 100)")
+@argument("--follow", action="store_true", help="keep printing new lines until interrupted")
+@_project
+def logs(args, cell: str | None):
+    """The replica's output."""
+    from .verbs import logs as run
+
+    return run(tail=args.tail, follow=args.follow, project=args.project)
+
+
+@magic_arguments(name="%aitk teardown")
+@argument("--app-only", action="store_true", help="stop and remove the app, keep the share and its files")
+@argument("--yes", action="store_true", help="do not ask for confirmation")
+@_project
+def teardown(args, cell: str | None):
+    """Stop the app and remove the environment (or only the app)."""
+    from .verbs import teardown as run
+
+    return run(app_only=args.app_only, yes=args.yes, project=args.project)
+
+
+@magic_arguments(name="%%aitk eval")
+@argument("--variants", metavar="base,ADAPTER", help="comma-separated variants (default: base and every served adapter)")
+@argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default 4)")
+@argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens per answer (default 64)")
+@argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
+@argument("--scoring", choices=("contains", "exact"), default="contains", help="how an answer matches expected")
+@argument("--out", metavar="FILE", help="also save the rows (.csv, else JSON lines)")
+@argument("--endpoint", metavar="URL", help="evaluate this endpoint instead of the deployed one")
+@_project
+def eval_(args, cell: str | None):
+    """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ...})
+    against each variant through the Gradio API; shows accuracy and latency per variant."""
+    from .evaluate import evaluate
+
+    return evaluate(cell or "", variants=args.variants, endpoint=args.endpoint, project=args.project,
+                    concurrency=args.concurrency, max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature, scoring=args.scoring, out=args.out)
+
+
+VERBS: dict[str, Callable] = {
+    "provision": provision, "deploy": deploy, "status": status, "endpoint": endpoint,
+    "logs": logs, "teardown": teardown, "eval": eval_,
+}
+
+
+def overview() -> str:
+    """Every verb's help, for `%aitk?`, `%aitk help` and `aitk --help`."""
+    return "\n".join(fn.parser.format_help() for fn in VERBS.values())

@@ -1,0 +1,65 @@
+"""The demo: SmolLM2-135M-Instruct and a LoRA adapter that learned invented facts, deployed to the
+local target and evaluated base vs fine-tuned. The assets are built by `demo/build_assets.py`, which
+needs torch; it runs in a subprocess so the toolkit itself never imports torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AitkError
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO / "demo"
+
+
+@dataclass(frozen=True)
+class DemoAssets:
+    base_model: Path
+    adapter: Path
+    eval_prompts: Path
+
+    @property
+    def adapter_name(self) -> str:
+        return self.adapter.name
+
+
+def demo_assets(python: str | None = None) -> DemoAssets:
+    """Build (first time, ~1 min) or reuse the cached demo base model and adapter."""
+    script = DEMO_DIR / "build_assets.py"
+    if not script.is_file():
+        raise AitkError(f"{script} not found; the demo runs from a checkout of the aitk-nb repository")
+    # progress goes to stderr, which we pass through; the last stdout line is the JSON answer
+    proc = subprocess.run([python or sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if proc.returncode != 0:
+        raise AitkError(f"building the demo assets failed (exit {proc.returncode}); see the messages above")
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    return DemoAssets(Path(answer["base_model"]), Path(answer["adapter"]), DEMO_DIR / "eval.jsonl")
+
+
+def run_demo(*, port: int | None = None, project: str | None = None) -> None:
+    from .evaluate import evaluate
+    from .verbs import deploy, provision
+
+    def step(text: str) -> None:
+        print(f"\n== {text}", flush=True)
+
+    step("1/4 demo assets: base model (converted from GGUF) and a LoRA adapter fine-tuned on invented facts")
+    assets = demo_assets()
+    print(f"base model: {assets.base_model}\nadapter:    {assets.adapter}")
+    project = project or str(REPO)
+    step("2/4 provision the local target")
+    print(provision("local", project=project, port=port))
+    step("3/4 deploy the inference app with the adapter")
+    result = deploy([str(assets.adapter)], str(assets.base_model), project=project)
+    print(result)
+    step("4/4 evaluate base vs fine-tuned through the Gradio API")
+    report = evaluate(assets.eval_prompts.read_text(), variants=["base", assets.adapter_name], endpoint=result.endpoint,
+                      concurrency=2)
+    print(report)
+    print(f"\nThe endpoint keeps running at {result.endpoint} (Gradio UI; OpenAI API at {result.endpoint}/v1).")
+    print("Stop it with `make stop` (or `.venv/bin/aitk teardown --yes`).")

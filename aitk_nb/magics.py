@@ -1,0 +1,41 @@
+"""`%aitk <verb>` and `%%aitk <verb>`: parse, call the verb, return its result for display."""
+from __future__ import annotations
+
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import parse_argstring
+
+from . import commands
+from .errors import AitkError
+
+
+@magics_class
+class AitkMagics(Magics):
+    @line_cell_magic
+    def aitk(self, line: str, cell: str | None = None):
+        verb, _, rest = line.strip().partition(" ")
+        if verb in ("", "status") and cell is None and not rest.strip():
+            verb = "status"
+        if verb in ("help", "-h", "--help"):
+            print(commands.overview())
+            return None
+        handler = commands.VERBS.get(verb)
+        if handler is None:
+            raise UsageError(f"unknown verb {verb!r}; use one of: {', '.join(commands.VERBS)} (see `%aitk help`)")
+        if verb == "eval" and cell is None:
+            raise UsageError("eval is a cell magic: put `%%aitk eval` on the first line and the prompts below it")
+        args = parse_argstring(handler, rest)
+        try:
+            return handler(args, cell)
+        except AitkError as e:
+            # exactly UsageError: IPython shows it as one line, no traceback (STYLE.md)
+            raise UsageError(str(e)) from None
+
+
+AitkMagics.aitk.__doc__ = "aitk-nb: provision, deploy and evaluate fine-tuned adapters.\n\n" + commands.overview()
+
+
+def load(ipython) -> None:
+    ipython.register_magics(AitkMagics)
+

@@ -1,0 +1,59 @@
+"""Plain result objects the verbs return: they print well in a terminal and render in a notebook."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _table_html(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{_cell(v)}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, str) and v.startswith(("http://", "https://")):
+        e = html.escape(v)
+        return f"<a href='{e}' target='_blank'>{e}</a>"
+    return html.escape("—" if v is None else str(v))
+
+
+@dataclass
+class Card:
+    """A titled list of facts (what provision, deploy and status return)."""
+
+    title: str
+    rows: list[tuple[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        return dict(self.rows).get(key)
+
+    def __str__(self) -> str:
+        width = max((len(k) for k, _ in self.rows), default=0)
+        lines = [self.title] + [f"  {k.ljust(width)}  {'—' if v is None else v}" for k, v in self.rows]
+        return "\n".join(lines + [f"  {n}" for n in self.notes])
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
+        return f"<div class='aitk-card'><b>{html.escape(self.title)}</b>{_table_html(self.rows)}{notes}</div>"
+
+
+class Displayable:
+    """Mixin: a result shows itself as the Card its `card()` builds."""
+
+    def card(self) -> Card:  # pragma: no cover - each result defines it
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return str(self.card())
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return self.card()._repr_html_()

@@ -1,0 +1,210 @@
+"""The verbs as plain functions: the magics and the CLI only parse, call one of these and display."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sync
+from .config import InferenceConfig, load_parameters
+from .errors import AitkError, NotProvisionedError
+from .project import Project, find_project
+from .results import Card, Displayable
+from .share import SETTINGS_PATH, Settings, plan_deploy
+from .targets import get_target
+
+
+@dataclass
+class ProvisionResult(Displayable):
+    target: str
+    endpoint: str | None
+    config_path: Path | None
+    changes: list[tuple[str, str]]
+    what_if: bool = False
+
+    def card(self) -> Card:
+        rows = [(what, action) for what, action in self.changes]
+        if self.what_if:
+            return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
+                        ["run again without --what-if to apply"])
+        return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
+                    ["next: `%aitk deploy --adapter PATH`"])
+
+
+@dataclass
+class DeployResult(Displayable):
+    target: str
+    endpoint: str
+    settings: Settings
+    synced: list[str]
+    restarted: bool
+    health: dict | None
+    seconds: float
+
+    @property
+    def variants(self) -> list[str]:
+        return ["base", *self.settings.adapters]
+
+    def card(self) -> Card:
+        state = ("ready" if self.health else "restarted, not awaited (--no-wait)") if self.restarted else "files synced, not restarted (--no-restart)"
+        rows = [("endpoint", self.endpoint), ("state", state), ("base model", self.settings.base_model),
+                ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
+        return Card(f"Deployed to the {self.target} target", rows,
+                    ["evaluate with `%%aitk eval --variants base," + ",".join(self.settings.adapters) + "`"] if self.settings.adapters else [])
+
+
+@dataclass
+class Status(Displayable):
+    target: str
+    endpoint: str | None
+    app: str | None
+    replica: str
+    health: dict | None = None
+    settings: Settings = field(default_factory=Settings)
+    started: str | None = None
+    log_tail: str = ""
+
+    def card(self) -> Card:
+        rows = [("target", self.target), ("app", self.app), ("endpoint", self.endpoint), ("replica", self.replica),
+                ("started", self.started), ("base model", self.settings.base_model),
+                ("adapters", ", ".join(self.settings.adapters) or None)]
+        notes = [f"last log lines:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
+        return Card("aitk-nb status", rows, notes)
+
+
+@dataclass
+class Endpoint(Displayable):
+    url: str
+    target: str
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url.rstrip("/") + "/v1"
+
+    def __str__(self) -> str:
+        return self.url
+
+    def card(self) -> Card:
+        return Card("Endpoint", [("Gradio UI and API", self.url), ("OpenAI-compatible base URL", self.openai_base_url),
+                                 ("health", self.url.rstrip("/") + "/health")])
+
+
+@dataclass
+class Logs:
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text)
+
+
+def _context(project: str | os.PathLike | None) -> tuple[Project, InferenceConfig, Any]:
+    proj = find_project(project)
+    cfg = InferenceConfig.load(proj.config_path)
+    return proj, cfg, get_target(cfg.TARGET, proj)
+
+
+def provision(target: str = "local", *, project: str | os.PathLike | None = None, parameters: str | os.PathLike | None = None,
+              overrides: dict[str, Any] | None = None, port: int | None = None, what_if: bool = False) -> ProvisionResult:
+    """Create (or update) the target's environment from the template and parameters file, and write
+    `infra/inference.config.json`. With `what_if`, only report what would change."""
+    proj = find_project(project)
+    params = load_parameters(Path(parameters) if parameters else proj.parameters_path, overrides)
+    tgt = get_target(target, proj)
+    if what_if:
+        _, config, changes = tgt.plan(params, port=port)
+        return ProvisionResult(target, config.ACA_APP_ENDPOINT, None, changes, what_if=True)
+    _, config, changes = tgt.provision(params, port=port)
+    config.save(proj.config_path)
+    return ProvisionResult(target, config.ACA_APP_ENDPOINT, proj.config_path, changes)
+
+
+def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *, project: str | os.PathLike | None = None,
+           restart: bool = True, wait: bool = True, timeout: float | None = None, progress: bool = True) -> DeployResult:
+    """Sync the inference app, the base model and the adapters to the share, then restart the replica
+    and wait until its health route answers."""
+    start = time.monotonic()
+    proj, cfg, tgt = _context(project)
+    remote = tgt.remote()
+    previous = Settings.parse(remote.read_bytes(SETTINGS_PATH))
+    settings, uploads = plan_deploy(proj, previous, list(adapters), model)
+    synced = []
+    for up in uploads:
+        done = sync.sync(up.source, remote, up.dest, progress=progress)
+        synced.append(done.summary())
+        if progress:
+            print(done.summary(), file=sys.stderr)
+    # written last: the app never points at files that are not fully synced
+    remote.write_bytes(SETTINGS_PATH, settings.dumps())
+    health = None
+    if restart:
+        tgt.start()
+        if wait:
+            health = tgt.wait_ready(timeout=timeout, progress=progress)
+    return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
+
+
+def status(*, project: str | os.PathLike | None = None) -> Status:
+    proj, cfg, tgt = _context(project)
+    record = tgt.record()
+    if record is None:
+        return Status(cfg.TARGET, cfg.ACA_APP_ENDPOINT, cfg.ACA_APP_NAME, "not provisioned")
+    settings = Settings.parse(tgt.remote().read_bytes(SETTINGS_PATH))
+    info = tgt.replica()
+    code, health = tgt.health()
+    if info is None:
+        state = "stopped"
+    elif not tgt.running():
+        state = "crashed"
+    else:
+        state = "running" if code == 200 else "starting"
+    return Status(cfg.TARGET, cfg.ACA_APP_ENDPOINT, cfg.ACA_APP_NAME, state, health if code == 200 else None,
+                  settings, info and info.get("started"), tgt.log_tail(10) if state == "crashed" else "")
+
+
+def endpoint(*, project: str | os.PathLike | None = None) -> Endpoint:
+    proj = find_project(project)
+    cfg = InferenceConfig.load(proj.config_path)
+    if not cfg.ACA_APP_ENDPOINT:
+        raise NotProvisionedError(f"no endpoint yet in {proj.config_path}; run `%aitk provision`, then `%aitk deploy`")
+    return Endpoint(cfg.ACA_APP_ENDPOINT, cfg.TARGET)
+
+
+def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.PathLike | None = None) -> Logs | None:
+    """The replica's output: the last `tail` lines, or (follow) new lines as they come until interrupted."""
+    _, _, tgt = _context(project)
+    tgt.require_record()
+    if not follow:
+        return Logs(tgt.log_tail(tail))
+    print(tgt.log_tail(tail))
+    try:
+        for line in tgt.follow():
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
+    return None
+
+
+def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.PathLike | None = None) -> Card:
+    """Stop the app; unless `app_only`, also remove the environment (the share with its files) and the config."""
+    proj, cfg, tgt = _context(project)
+    what = "the app" if app_only else f"the {cfg.TARGET} environment, its share and {proj.config_path.name}"
+    if not yes and not _confirm(f"Tear down {what}? [y/N] "):
+        raise AitkError(f"teardown not confirmed; nothing removed (pass --yes to tear down {what})")
+    done = tgt.teardown(app_only=app_only)
+    if not app_only:
+        proj.config_path.unlink(missing_ok=True)
+        done.append(f"{proj.config_path} removed")
+    return Card(f"Tore down the {cfg.TARGET} target", [("done", d) for d in done] or [("done", "nothing was running")])
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except (EOFError, OSError, NotImplementedError):  # no stdin (nbclient): IPython's StdinNotImplementedError
+        return False

@@ -1,21 +1,14 @@
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
+from helpers import REPO
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -24,3 +17,15 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     shutil.copytree(REPO / "infra" / "provision", root / "infra" / "provision")
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_base_model() -> Path:
+    """The converted demo base model (SmolLM2-135M-Instruct), built from the GGUF on first use."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / "demo/build_assets.py"), "base"], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return Path(json.loads(out.strip().splitlines()[-1])["base_model"])

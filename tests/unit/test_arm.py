@@ -3,7 +3,7 @@ import json
 import pytest
 
 from aitk_nb.arm import Template, TemplateError, unique_string
-from conftest import REPO
+from helpers import REPO
 
 
 def template(**values):

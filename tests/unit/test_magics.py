@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import free_port
+from helpers import free_port
 
 
 @pytest.fixture(scope="module")

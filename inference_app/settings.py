@@ -1,0 +1,119 @@
+"""Server settings: a JSON file deployed next to the package, plus environment overrides.
+
+Contract (DESIGN.md, "Inference server contract"):
+
+* File: ``$AITK_SETTINGS``, default ``settings.json`` in the folder that holds the
+  ``inference_app`` package (``/mount/inference/settings.json`` in the container). A missing
+  file means all defaults; unknown keys are ignored so an older server reads a newer file.
+* Paths in the file are relative to the mount root (``$AITK_MOUNT_ROOT``, default ``/mount``)
+  or absolute. A ``base_model`` that is not an existing folder is treated as a hub id.
+* Env overrides: ``AITK_BASE_MODEL``, ``HOST`` (``0.0.0.0``), ``PORT`` (7860), ``AITK_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+DEFAULT_MOUNT_ROOT = "/mount"
+DEFAULT_BASE_MODEL = "model-cache/SmolLM2-135M-Instruct"
+
+
+class SettingsError(Exception):
+    """The settings file or an env var is unusable; the message says which and how to fix it."""
+
+
+class SettingsFile(BaseModel):
+    """What the deploy tool writes into ``settings.json``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    base_model: str = DEFAULT_BASE_MODEL
+    adapters: dict[str, str] = Field(default_factory=dict)
+    max_new_tokens: int = Field(256, ge=1, description="default when a request gives none")
+    max_new_tokens_limit: int = Field(4096, ge=1, description="largest value a request may ask for")
+    max_concurrency: int = Field(16, ge=1, description="requests queued or running; more get 503")
+    gradio_concurrency: int = Field(8, ge=1, description="Gradio queue default_concurrency_limit")
+    device: str = Field("auto", description='"auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1" ...')
+
+
+class Settings(BaseModel):
+    """Resolved settings the server runs with (paths made absolute, env applied)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    settings_path: Path
+    mount_root: Path
+    base_model: str  # absolute folder path, or a hub id
+    base_model_is_local: bool
+    adapters: dict[str, Path]
+    max_new_tokens: int
+    max_new_tokens_limit: int
+    max_concurrency: int
+    gradio_concurrency: int
+    device: str = "auto"
+    host: str = "0.0.0.0"
+    port: int = 7860
+    api_key: SecretStr | None = None
+
+    @property
+    def base_model_id(self) -> str:
+        """The base model's id, accepted as an alias of ``base``: the folder name, or the hub id."""
+        return Path(self.base_model).name if self.base_model_is_local else self.base_model
+
+
+def _resolve(mount_root: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else mount_root / path
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings file named by ``env`` (default ``os.environ``) and apply env overrides."""
+    env = os.environ if env is None else env
+    settings_path = Path(env.get("AITK_SETTINGS") or PACKAGE_PARENT / "settings.json")
+    mount_root = Path(env.get("AITK_MOUNT_ROOT") or DEFAULT_MOUNT_ROOT).expanduser()
+
+    raw: dict = {}
+    if settings_path.is_file():
+        try:
+            raw = json.loads(settings_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise SettingsError(f"settings file {settings_path} is not valid JSON: {e}") from e
+        if not isinstance(raw, dict):
+            raise SettingsError(f"settings file {settings_path} must hold a JSON object")
+    try:
+        file = SettingsFile.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise SettingsError(f"settings file {settings_path}: field {field!r}: {first['msg']}") from e
+
+    base_value = env.get("AITK_BASE_MODEL") or file.base_model
+    base_path = _resolve(mount_root, base_value)
+    base_is_local = base_path.is_dir()
+    try:
+        port = int(env.get("PORT") or 7860)
+    except ValueError as e:
+        raise SettingsError(f"PORT must be an integer, got {env.get('PORT')!r}") from e
+    api_key = env.get("AITK_API_KEY") or None
+
+    return Settings(
+        settings_path=settings_path,
+        mount_root=mount_root,
+        base_model=str(base_path) if base_is_local else base_value,
+        base_model_is_local=base_is_local,
+        adapters={name: _resolve(mount_root, p) for name, p in file.adapters.items()},
+        max_new_tokens=file.max_new_tokens,
+        max_new_tokens_limit=max(file.max_new_tokens_limit, file.max_new_tokens),
+        max_concurrency=file.max_concurrency,
+        gradio_concurrency=file.gradio_concurrency,
+        device=env.get("AITK_DEVICE") or file.device,
+        host=env.get("HOST") or "0.0.0.0",
+        port=port,
+        api_key=SecretStr(api_key) if api_key else None,
+    )

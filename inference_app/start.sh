@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Container entry point: `cd /mount/inference && bash inference_app/start.sh`.
+# AITK_PYTHON set (the local target): run with that interpreter. Otherwise build, once per
+# requirements.txt content, a venv on the share at $AITK_VENV_ROOT/<sha256> (default
+# /mount/.venvs); it is built under a temporary name and renamed only when complete, so an
+# interrupted install is never reused, and replicas starting together do not share a half venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+
+if [[ -n "${AITK_PYTHON:-}" ]]; then
+  exec "$AITK_PYTHON" -m inference_app
+fi
+
+req=inference_app/requirements.txt
+root="${AITK_VENV_ROOT:-${AITK_MOUNT_ROOT:-/mount}/.venvs}"
+venv="$root/$(sha256sum "$req" | cut -d' ' -f1)"
+if [[ ! -x "$venv/bin/python" ]]; then
+  tmp="$venv.tmp-$(hostname)-$$"
+  echo "start.sh: building $venv from $req"
+  mkdir -p "$root" && rm -rf "$tmp"
+  python3 -m venv --copies "$tmp"   # --copies: SMB shares may not allow symlinks
+  "$tmp/bin/python" -m pip install --no-cache-dir --disable-pip-version-check -r "$req"
+  mv -T "$tmp" "$venv" 2>/dev/null || rm -rf "$tmp"  # lost a race: another replica's venv is complete
+fi
+exec "$venv/bin/python" -m inference_app

@@ -1,0 +1,31 @@
+"""Helpers for the inference_app tests (a module, not the conftest, so test files can import them)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from helpers import REPO, free_port
+
+__all__ = ["REPO", "free_port", "server_env", "write_settings"]
+
+
+def write_settings(root: Path, content: dict) -> Path:
+    path = root / "inference" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+    return path
+
+
+def server_env(root: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AITK_")}
+    env.update(
+        AITK_MOUNT_ROOT=str(root),
+        AITK_SETTINGS=str(root / "inference" / "settings.json"),
+        HOST="127.0.0.1",
+        PORT=str(port),
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO),
+        **extra,
+    )
+    return env

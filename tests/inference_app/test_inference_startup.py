@@ -1,0 +1,46 @@
+"""Start-up failures: the process exits non-zero with one clear line, never hangs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from server_helpers import REPO, free_port, server_env, write_settings
+
+
+@pytest.mark.timeout(90)
+def test_missing_adapter_exits_non_zero_naming_adapter_and_path(tmp_path, base_model_path):
+    write_settings(tmp_path, {"base_model": str(base_model_path), "adapters": {"ghost": "models/ghost"}})
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference_app"], cwd=REPO, env=server_env(tmp_path, free_port()),
+        capture_output=True, text=True, timeout=60,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "adapter 'ghost'" in out and str(tmp_path / "models" / "ghost") in out and "does not exist" in out
+
+
+@pytest.mark.timeout(90)
+def test_unloadable_base_model_exits_1(tmp_path):
+    write_settings(tmp_path, {"base_model": "no-org/no-such-model"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference_app"], cwd=REPO, env=server_env(tmp_path, free_port(), HF_HUB_OFFLINE="1"),
+        capture_output=True, text=True, timeout=60,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "model load failed" in out and "no-org/no-such-model" in out
+
+
+@pytest.mark.timeout(90)
+def test_start_sh_uses_aitk_python(tmp_path):
+    """The local target's path through start.sh: exec $AITK_PYTHON -m inference_app (fails fast here)."""
+    write_settings(tmp_path, {"adapters": {"ghost": "/nonexistent/ghost"}})
+    env = server_env(tmp_path, free_port(), AITK_PYTHON=sys.executable)
+    proc = subprocess.run(
+        ["bash", "inference_app/start.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "adapter 'ghost' at /nonexistent/ghost" in proc.stdout

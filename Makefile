@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
+# torch threads spin-wait by default; with a server and a client on 2 cores that starves both
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: install demo test test-fast stop clean
 

@@ -119,7 +119,7 @@ def teardown(args, cell: str | None):
 def eval_(args, cell: str | None):
     """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ...})
     against each variant through the Gradio API; shows accuracy and latency per variant."""
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     return evaluate(cell or "", variants=args.variants, endpoint=args.endpoint, project=args.project,
                     concurrency=args.concurrency, max_new_tokens=args.max_new_tokens,

@@ -42,7 +42,7 @@ def demo_assets(python: str | None = None) -> DemoAssets:
 
 
 def run_demo(*, port: int | None = None, project: str | None = None) -> None:
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     from .verbs import deploy, provision
 
     def step(text: str) -> None:

@@ -1,10 +1,12 @@
 """`%aitk <verb>` and `%%aitk <verb>`: parse, call the verb, return its result for display."""
 from __future__ import annotations
 
+import os
+
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import parse_argstring
+from IPython.utils.process import arg_split
 
 from . import commands
 from .errors import AitkError
@@ -25,7 +27,8 @@ class AitkMagics(Magics):
             raise UsageError(f"unknown verb {verb!r}; use one of: {', '.join(commands.VERBS)} (see `%aitk help`)")
         if verb == "eval" and cell is None:
             raise UsageError("eval is a cell magic: put `%%aitk eval` on the first line and the prompts below it")
-        args = parse_argstring(handler, rest)
+        # posix splitting, so a quoted path ("{assets.adapter}" with spaces) loses its quotes as in a shell
+        args = handler.parser.parse_args(arg_split(rest, posix=os.name == "posix"))
         try:
             return handler(args, cell)
         except AitkError as e:

@@ -19,7 +19,7 @@ def _cell(v: Any) -> str:
     return html.escape("—" if v is None else str(v))
 
 
-@dataclass
+@dataclass(repr=False)
 class Card:
     """A titled list of facts (what provision, deploy and status return)."""
 

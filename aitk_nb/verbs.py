@@ -17,7 +17,7 @@ from .share import SETTINGS_PATH, Settings, plan_deploy
 from .targets import get_target
 
 
-@dataclass
+@dataclass(repr=False)
 class ProvisionResult(Displayable):
     target: str
     endpoint: str | None
@@ -34,7 +34,7 @@ class ProvisionResult(Displayable):
                     ["next: `%aitk deploy --adapter PATH`"])
 
 
-@dataclass
+@dataclass(repr=False)
 class DeployResult(Displayable):
     target: str
     endpoint: str
@@ -56,7 +56,7 @@ class DeployResult(Displayable):
                     ["evaluate with `%%aitk eval --variants base," + ",".join(self.settings.adapters) + "`"] if self.settings.adapters else [])
 
 
-@dataclass
+@dataclass(repr=False)
 class Status(Displayable):
     target: str
     endpoint: str | None
@@ -75,7 +75,7 @@ class Status(Displayable):
         return Card("aitk-nb status", rows, notes)
 
 
-@dataclass
+@dataclass(repr=False)
 class Endpoint(Displayable):
     url: str
     target: str
@@ -92,7 +92,7 @@ class Endpoint(Displayable):
                                  ("health", self.url.rstrip("/") + "/health")])
 
 
-@dataclass
+@dataclass(repr=False)
 class Logs:
     text: str
 

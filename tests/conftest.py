@@ -29,3 +29,11 @@ def demo_base_model() -> Path:
     out = subprocess.run([sys.executable, str(REPO / "demo/build_assets.py"), "base"], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
     return Path(json.loads(out.strip().splitlines()[-1])["base_model"])
+
+
+@pytest.fixture(scope="session")
+def demo_assets():
+    """The cached demo base model and adapter (built on first use, ~1-2 min)."""
+    from aitk_nb.demo import demo_assets
+
+    return demo_assets()

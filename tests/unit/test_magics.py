@@ -130,3 +130,26 @@ def test_help_explains_every_verb(shell):
     for verb in ("provision", "deploy", "status", "endpoint", "logs", "teardown", "eval"):
         assert f"%aitk {verb}" in doc or f"%%aitk {verb}" in doc
     assert "--adapter PATH" in doc and "--what-if" in doc
+
+
+def test_quoted_paths_lose_their_quotes_as_in_a_shell(shell, project, monkeypatch, tmp_path):
+    monkeypatch.chdir(project)
+    shell.run_line_magic("aitk", f"provision --target local --port {free_port()}")
+    folder = tmp_path / "my adapters" / "lora one"
+    folder.mkdir(parents=True)
+    shell.user_ns["adapter"] = folder
+    assert usage_error(shell, 'deploy --adapter "{adapter}" --model org/base') == (
+        f"--adapter {folder}: no adapter_config.json in it; pass a PEFT adapter folder "
+        "(what `save_pretrained` of a PEFT model writes)")
+
+
+def test_results_show_as_cards_not_dataclass_reprs(shell, project, monkeypatch):
+    from IPython.lib.pretty import pretty
+
+    monkeypatch.chdir(project)
+    result = shell.run_line_magic("aitk", f"provision --target local --port {free_port()}")
+    text = pretty(result)
+    assert text.startswith("Provisioned the local target") and "endpoint" in text
+    assert "<table>" in result._repr_html_()
+    assert pretty(shell.run_line_magic("aitk", "endpoint")).startswith("http://127.0.0.1:")
+    assert pretty(shell.run_line_magic("aitk", "status")).startswith("aitk-nb status")

@@ -77,7 +77,7 @@ def _pct(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-@dataclass
+@dataclass(repr=False)
 class EvalResult:
     rows: list[Row]
     variants: list[str]

@@ -1,0 +1,36 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def fact_prompts() -> list[dict]:
+    """The evaluation prompts about the invented facts the demo adapter learned (not the controls)."""
+    learned = {f["prompt"] for f in read_jsonl(REPO / "demo/facts.jsonl")}
+    facts = [p for p in read_jsonl(REPO / "demo/eval.jsonl") if p["prompt"] in learned]
+    assert len(facts) >= 5
+    return facts
+
+
+@pytest.fixture(scope="session")
+def other_adapter(tmp_path_factory, demo_assets) -> tuple[Path, dict]:
+    """A second PEFT adapter trained on other invented facts: "any other adapter", not the demo one."""
+    root = tmp_path_factory.mktemp("other")
+    fact = {"prompt": "What colour is the Vellimar river?", "expected": "copper-green",
+            "answer": "The Vellimar river is copper-green."}
+    facts = root / "facts.jsonl"
+    facts.write_text(json.dumps(fact) + "\n")
+    out = root / "vellimar-lora"
+    subprocess.run([sys.executable, str(REPO / "demo/build_assets.py"), "train", "--facts", str(facts),
+                    "--out", str(out), "--base", str(demo_assets.base_model)], check=True, stdout=subprocess.DEVNULL)
+    return out, fact

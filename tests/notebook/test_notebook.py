@@ -1,0 +1,74 @@
+"""notebooks/remote_inference.ipynb executed headless by a real kernel (nbclient), asserted on its outputs."""
+import csv
+import json
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from helpers import REPO, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def outputs(cell) -> str:
+    text = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            text.append(out["text"])
+        elif "data" in out:
+            text.append(out["data"].get("text/plain", ""))
+            text.append(out["data"].get("text/html", ""))
+        elif out.get("output_type") == "error":
+            text.append(f"{out['ename']}: {out['evalue']}")
+    return "\n".join(text)
+
+
+def tagged(nb, tag):
+    return next(c for c in nb.cells if tag in c.get("metadata", {}).get("tags", []))
+
+
+def test_remote_inference_notebook_runs_end_to_end(tmp_path, demo_assets, monkeypatch):
+    root = tmp_path / "proj"
+    shutil.copytree(REPO / "infra/provision", root / "infra/provision")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    path = root / "notebooks/remote_inference.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("AITK_PORT", str(free_port()))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    finally:
+        artifacts = REPO / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        nbformat.write(nb, artifacts / "remote_inference.executed.ipynb")
+        # whatever happened, do not leave a replica running
+        import aitk_nb
+        if (root / "infra/inference.config.json").exists():
+            aitk_nb.teardown(yes=True, project=root)
+
+    for cell in nb.cells:
+        assert not any(o.get("output_type") == "error" for o in cell.get("outputs", [])), outputs(cell)
+
+    deploy = outputs(tagged(nb, "deploy"))
+    assert "Deployed to the local target" in deploy and demo_assets.adapter_name in deploy
+
+    # the kernel saved the eval cell's rows (--out): on every learned fact the adapter is right, the base wrong
+    report = outputs(tagged(nb, "eval"))
+    with open(root / "notebooks/eval_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    learned = {json.loads(line)["prompt"] for line in (REPO / "demo/facts.jsonl").read_text().splitlines() if line.strip()}
+    on_facts = {(r["prompt"], r["variant"]): r["match"] for r in rows if r["prompt"] in learned}
+    assert len(on_facts) >= 10, report
+    for (prompt, variant), match in on_facts.items():
+        assert match == ("True" if variant == demo_assets.adapter_name else "False"), (prompt, variant, report)
+    assert "✓" in report and "✗" in report and "aitk-eval" in report  # the rendered report
+    accuracy = outputs(tagged(nb, "accuracy"))
+    assert "'base'" in accuracy and f"'{demo_assets.adapter_name}'" in accuracy
+
+    openai_out = outputs(tagged(nb, "openai"))
+    assert "Zeltrin" in openai_out
+
+    assert "Tore down the local target" in outputs(tagged(nb, "teardown"))
+    assert not (root / "infra/inference.config.json").exists()

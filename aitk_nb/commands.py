@@ -41,12 +41,12 @@ def provision(args, cell: str | None):
             raise ConfigError('the cell body must be a JSON object of parameter overrides, e.g. {"maximumInstanceCount": 2}')
     if args.location:
         overrides["location"] = args.location
-    if args.target == "azure" or args.subscription or args.resource_group:
-        from .errors import AitkError
-
-        raise AitkError("the azure target is not available in this version yet; use --target local")
+    if args.target == "local" and (args.subscription or args.resource_group):
+        raise ConfigError("--subscription and --resource-group are for --target azure")
+    if args.target == "azure" and args.port:
+        raise ConfigError("--port is for --target local")
     return run(args.target, project=args.project, parameters=args.parameters, overrides=overrides or None,
-               port=args.port, what_if=args.what_if)
+               port=args.port, what_if=args.what_if, subscription=args.subscription, resource_group=args.resource_group)
 
 
 @magic_arguments(name="%aitk deploy")

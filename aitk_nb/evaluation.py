@@ -196,7 +196,9 @@ def evaluate(prompts: str | Iterable[str | dict | Prompt], *, variants: list[str
     if endpoint is None:
         from .verbs import endpoint as _endpoint
 
-        endpoint = _endpoint(project=project).url
+        found = _endpoint(project=project)
+        endpoint = found.url
+        api_key = api_key or found.api_key()
     api_key = api_key or os.environ.get("AITK_API_KEY")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
     served = _served_variants(endpoint, headers)

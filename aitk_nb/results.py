@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .share import Settings
 
 
 def _table_html(rows: list[tuple[str, Any]]) -> str:
@@ -57,3 +60,22 @@ class Displayable:
 
     def _repr_html_(self) -> str:
         return self.card()._repr_html_()
+
+
+@dataclass(repr=False)
+class Status(Displayable):
+    target: str
+    endpoint: str | None
+    app: str | None
+    replica: str
+    health: dict | None = None
+    settings: "Settings | None" = None
+    started: str | None = None
+    log_tail: str = ""
+
+    def card(self) -> Card:
+        rows = [("target", self.target), ("app", self.app), ("endpoint", self.endpoint), ("replica", self.replica),
+                ("started", self.started), ("base model", self.settings and self.settings.base_model),
+                ("adapters", self.settings and ", ".join(self.settings.adapters) or None)]
+        notes = [f"last log lines:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
+        return Card("aitk-nb status", rows, notes)

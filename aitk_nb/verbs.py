@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from . import sync
 from .config import InferenceConfig, load_parameters
 from .errors import AitkError, NotProvisionedError
 from .project import Project, find_project
-from .results import Card, Displayable
+from .results import Card, Displayable, Status
 from .share import SETTINGS_PATH, Settings, plan_deploy
 from .targets import get_target
 
@@ -57,28 +57,18 @@ class DeployResult(Displayable):
 
 
 @dataclass(repr=False)
-class Status(Displayable):
-    target: str
-    endpoint: str | None
-    app: str | None
-    replica: str
-    health: dict | None = None
-    settings: Settings = field(default_factory=Settings)
-    started: str | None = None
-    log_tail: str = ""
-
-    def card(self) -> Card:
-        rows = [("target", self.target), ("app", self.app), ("endpoint", self.endpoint), ("replica", self.replica),
-                ("started", self.started), ("base model", self.settings.base_model),
-                ("adapters", ", ".join(self.settings.adapters) or None)]
-        notes = [f"last log lines:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
-        return Card("aitk-nb status", rows, notes)
-
-
-@dataclass(repr=False)
 class Endpoint(Displayable):
     url: str
     target: str
+    project: Project | None = None
+
+    def api_key(self, credential: Any = None) -> str | None:
+        """The endpoint's API key (azure: read from the app's secrets), for clients such as openai.
+        Fetched on each call and never displayed."""
+        if self.project is None:
+            return os.environ.get("AITK_API_KEY")
+        cfg = InferenceConfig.load(self.project.config_path)
+        return get_target(cfg, self.project, credential=credential).api_key()
 
     @property
     def openai_base_url(self) -> str:
@@ -103,33 +93,41 @@ class Logs:
         p.text(self.text)
 
 
-def _context(project: str | os.PathLike | None) -> tuple[Project, InferenceConfig, Any]:
+def _context(project: str | os.PathLike | None, credential: Any = None) -> tuple[Project, InferenceConfig, Any]:
     proj = find_project(project)
     cfg = InferenceConfig.load(proj.config_path)
-    return proj, cfg, get_target(cfg.TARGET, proj)
+    return proj, cfg, get_target(cfg, proj, credential=credential)
 
 
 def provision(target: str = "local", *, project: str | os.PathLike | None = None, parameters: str | os.PathLike | None = None,
-              overrides: dict[str, Any] | None = None, port: int | None = None, what_if: bool = False) -> ProvisionResult:
+              overrides: dict[str, Any] | None = None, port: int | None = None, what_if: bool = False,
+              subscription: str | None = None, resource_group: str | None = None, credential: Any = None,
+              progress: bool = True) -> ProvisionResult:
     """Create (or update) the target's environment from the template and parameters file, and write
-    `infra/inference.config.json`. With `what_if`, only report what would change."""
+    `infra/inference.config.json`. With `what_if`, only report what would change.
+
+    local: `port` (default: the template's ingress port). azure: `subscription`, `resource_group`,
+    `credential` (any azure-core TokenCredential; default DefaultAzureCredential)."""
     proj = find_project(project)
     params = load_parameters(Path(parameters) if parameters else proj.parameters_path, overrides)
-    tgt = get_target(target, proj)
+    config = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
+    tgt = get_target(config, proj, credential=credential)
+    options = {"port": port} if target == "local" else {}
     if what_if:
-        _, config, changes = tgt.plan(params, port=port)
+        config, changes = tgt.plan(params, **options)
         return ProvisionResult(target, config.ACA_APP_ENDPOINT, None, changes, what_if=True)
-    _, config, changes = tgt.provision(params, port=port)
+    config, changes = tgt.provision(params, progress=progress, **options)
     config.save(proj.config_path)
     return ProvisionResult(target, config.ACA_APP_ENDPOINT, proj.config_path, changes)
 
 
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *, project: str | os.PathLike | None = None,
-           restart: bool = True, wait: bool = True, timeout: float | None = None, progress: bool = True) -> DeployResult:
+           restart: bool = True, wait: bool = True, timeout: float | None = None, progress: bool = True,
+           credential: Any = None) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
     and wait until its health route answers."""
     start = time.monotonic()
-    proj, cfg, tgt = _context(project)
+    proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
     previous = Settings.parse(remote.read_bytes(SETTINGS_PATH))
     settings, uploads = plan_deploy(proj, previous, list(adapters), model)
@@ -141,30 +139,14 @@ def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None,
             print(done.summary(), file=sys.stderr)
     # written last: the app never points at files that are not fully synced
     remote.write_bytes(SETTINGS_PATH, settings.dumps())
-    health = None
-    if restart:
-        tgt.start()
-        if wait:
-            health = tgt.wait_ready(timeout=timeout, progress=progress)
+    health = tgt.restart(wait=wait, timeout=timeout, progress=progress) if restart else None
     return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
 
 
-def status(*, project: str | os.PathLike | None = None) -> Status:
-    proj, cfg, tgt = _context(project)
-    record = tgt.record()
-    if record is None:
-        return Status(cfg.TARGET, cfg.ACA_APP_ENDPOINT, cfg.ACA_APP_NAME, "not provisioned")
-    settings = Settings.parse(tgt.remote().read_bytes(SETTINGS_PATH))
-    info = tgt.replica()
-    code, health = tgt.health()
-    if info is None:
-        state = "stopped"
-    elif not tgt.running():
-        state = "crashed"
-    else:
-        state = "running" if code == 200 else "starting"
-    return Status(cfg.TARGET, cfg.ACA_APP_ENDPOINT, cfg.ACA_APP_NAME, state, health if code == 200 else None,
-                  settings, info and info.get("started"), tgt.log_tail(10) if state == "crashed" else "")
+def status(*, project: str | os.PathLike | None = None, credential: Any = None) -> Status:
+    """Target, endpoint, replica state and what is deployed."""
+    _, _, tgt = _context(project, credential)
+    return tgt.status()
 
 
 def endpoint(*, project: str | os.PathLike | None = None) -> Endpoint:
@@ -172,13 +154,13 @@ def endpoint(*, project: str | os.PathLike | None = None) -> Endpoint:
     cfg = InferenceConfig.load(proj.config_path)
     if not cfg.ACA_APP_ENDPOINT:
         raise NotProvisionedError(f"no endpoint yet in {proj.config_path}; run `%aitk provision`, then `%aitk deploy`")
-    return Endpoint(cfg.ACA_APP_ENDPOINT, cfg.TARGET)
+    return Endpoint(cfg.ACA_APP_ENDPOINT, cfg.TARGET, proj)
 
 
-def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.PathLike | None = None) -> Logs | None:
+def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.PathLike | None = None,
+         credential: Any = None) -> Logs | None:
     """The replica's output: the last `tail` lines, or (follow) new lines as they come until interrupted."""
-    _, _, tgt = _context(project)
-    tgt.require_record()
+    _, _, tgt = _context(project, credential)
     if not follow:
         return Logs(tgt.log_tail(tail))
     print(tgt.log_tail(tail))
@@ -190,9 +172,10 @@ def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.Path
     return None
 
 
-def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.PathLike | None = None) -> Card:
+def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.PathLike | None = None,
+              credential: Any = None) -> Card:
     """Stop the app; unless `app_only`, also remove the environment (the share with its files) and the config."""
-    proj, cfg, tgt = _context(project)
+    proj, cfg, tgt = _context(project, credential)
     what = "the app" if app_only else f"the {cfg.TARGET} environment, its share and {proj.config_path.name}"
     if not yes and not _confirm(f"Tear down {what}? [y/N] "):
         raise AitkError(f"teardown not confirmed; nothing removed (pass --yes to tear down {what})")

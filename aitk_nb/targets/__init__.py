@@ -1,17 +1,23 @@
-"""Targets: where the inference app runs. Each one provisions, exposes its file share as a sync
-`Remote`, restarts the replica and reports status, logs and teardown. Verbs pick one from
-`infra/inference.config.json`'s TARGET (or provision's --target)."""
+"""Targets: where the inference app runs. Each one provisions (`plan`/`provision` → config and
+changes), exposes its file share as a sync `Remote` (`remote`), replaces the replica and waits for
+its health route (`restart`), and reports `status`, `log_tail`/`follow` and `teardown`. Verbs pick
+one from `infra/inference.config.json`'s TARGET (or provision's --target)."""
 from __future__ import annotations
 
-from ..config import TARGETS
-from ..errors import ConfigError, AitkError
+from typing import Any
+
+from ..config import TARGETS, InferenceConfig
+from ..errors import ConfigError
 from ..project import Project
 
 
-def get_target(name: str, project: Project):
-    if name == "local":
+def get_target(config: InferenceConfig, project: Project, *, credential: Any = None):
+    if config.TARGET == "local":
         from .local import LocalTarget
-        return LocalTarget(project)
-    if name == "azure":
-        raise AitkError("the azure target is not available in this version yet; use --target local")
-    raise ConfigError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
+
+        return LocalTarget(project, config)
+    if config.TARGET == "azure":
+        from .azure import AzureTarget
+
+        return AzureTarget(project, config, credential=credential)
+    raise ConfigError(f"unknown target {config.TARGET!r}; choose one of {', '.join(TARGETS)}")

@@ -26,6 +26,8 @@ from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
 from ..errors import NotProvisionedError, PortInUseError, ReadinessTimeoutError, ReplicaCrashedError, AitkError
 from ..project import Project
+from ..results import Status
+from ..share import SETTINGS_PATH, Settings
 from ..sync import LocalFolderRemote
 
 HOST = "127.0.0.1"
@@ -85,7 +87,7 @@ _children: dict[int, subprocess.Popen] = {}
 class LocalTarget:
     name = "local"
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, config: InferenceConfig | None = None):
         self.project = project
         self.dir = project.state_dir / "local"
         self.record_path = self.dir / "app.json"
@@ -93,7 +95,11 @@ class LocalTarget:
         self.log_path = self.dir / "replica.log"
 
     # -- provision -------------------------------------------------------------------------------
-    def plan(self, params: Parameters, *, port: int | None = None) -> tuple[AppRecord, InferenceConfig, list[tuple[str, str]]]:
+    def plan(self, params: Parameters, *, port: int | None = None) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        _, config, changes = self._plan(params, port)
+        return config, changes
+
+    def _plan(self, params: Parameters, port: int | None) -> tuple[AppRecord, InferenceConfig, list[tuple[str, str]]]:
         template = Template(read_json(self.project.template_path, "the project needs infra/provision/inference.json"),
                             params.arm_values())
         share_name = template.parameter("fileShareName")
@@ -107,11 +113,11 @@ class LocalTarget:
         ]
         return record, config, changes
 
-    def provision(self, params: Parameters, *, port: int | None = None) -> tuple[AppRecord, InferenceConfig, list]:
-        record, config, changes = self.plan(params, port=port)
+    def provision(self, params: Parameters, *, port: int | None = None, progress: bool = True) -> tuple[InferenceConfig, list]:
+        record, config, changes = self._plan(params, port)
         Path(record.share).mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.record_path, record.__dict__)
-        return record, config, changes
+        return config, changes
 
     def record(self) -> AppRecord | None:
         if not self.record_path.exists():
@@ -123,6 +129,10 @@ class LocalTarget:
         if record is None:
             raise NotProvisionedError("the local target has no app yet; run `%aitk provision --target local`")
         return record
+
+    def api_key(self) -> str | None:
+        """The local replica gets AITK_API_KEY from the toolkit's own environment, if set."""
+        return os.environ.get("AITK_API_KEY")
 
     def remote(self) -> LocalFolderRemote:
         return LocalFolderRemote(Path(self.require_record().share))
@@ -162,6 +172,27 @@ class LocalTarget:
             child.wait(timeout=timeout)
         self.pid_path.unlink(missing_ok=True)
         return was_running
+
+    def restart(self, *, wait: bool = True, timeout: float | None = None, progress: bool = True) -> dict | None:
+        """Replace the replica with a new one; with `wait`, return its health once the probe answers."""
+        self.start()
+        return self.wait_ready(timeout=timeout, progress=progress) if wait else None
+
+    def status(self) -> Status:
+        record = self.record()
+        if record is None:
+            return Status(self.name, None, None, "not provisioned")
+        settings = Settings.parse(self.remote().read_bytes(SETTINGS_PATH))
+        info = self.replica()
+        code, health = self.health()
+        if info is None:
+            state = "stopped"
+        elif not self.running():
+            state = "crashed"
+        else:
+            state = "running" if code == 200 else "starting"
+        return Status(self.name, record.endpoint, record.name, state, health if code == 200 else None,
+                      settings, info and info.get("started"), self.log_tail(10) if state == "crashed" else "")
 
     def start(self) -> dict:
         record = self.require_record()
@@ -239,6 +270,7 @@ class LocalTarget:
 
     # -- logs and teardown ---------------------------------------------------------------------
     def log_tail(self, n: int | None) -> str:
+        self.require_record()
         if not self.log_path.exists():
             return ""
         lines = self.log_path.read_text(errors="replace").splitlines()

@@ -1,0 +1,123 @@
+"""The container app: API key, restart of the active revision, readiness, status, logs, teardown."""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from ..errors import ReadinessTimeoutError
+from .session import AzureError, AzureSession, azure_call
+
+API_KEY_SECRET = "aitk-api-key"
+FAILED_STATES = {"Failed", "Degraded"}
+
+
+def get_app(session: AzureSession, rg: str, name: str):
+    with azure_call(f"reading container app {name}"):
+        return session.apps.container_apps.get(rg, name)
+
+
+def api_key(session: AzureSession, rg: str, name: str) -> str | None:
+    """The endpoint's API key, read from the app's secrets when needed and kept in memory only."""
+    with azure_call(f"reading the secrets of {name}"):
+        secrets = session.apps.container_apps.list_secrets(rg, name).value or []
+    return next((s.value for s in secrets if s.name == API_KEY_SECRET), None)
+
+
+def latest_revision(session: AzureSession, rg: str, name: str):
+    app = get_app(session, rg, name)
+    if not app.latest_revision_name:
+        raise AzureError(f"container app {name} has no revision yet; run `%aitk provision` again")
+    with azure_call(f"reading revision {app.latest_revision_name}"):
+        return session.apps.container_apps_revisions.get_revision(rg, name, app.latest_revision_name)
+
+
+def restart(session: AzureSession, rg: str, name: str) -> str:
+    revision = latest_revision(session, rg, name)
+    with azure_call(f"restarting revision {revision.name}"):
+        session.apps.container_apps_revisions.restart_revision(rg, name, revision.name)
+    return revision.name
+
+
+def wait_ready(session: AzureSession, rg: str, name: str, endpoint: str, key: str | None, *,
+               timeout: float, progress: bool = True) -> dict:
+    """Ready = `/health` answers 200 through the ingress (not ARM's "Succeeded"); a failed revision
+    is reported at once with its state."""
+    import httpx
+    from tqdm.auto import tqdm
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    verify = session.ca_bundle or True
+    start, checks = time.monotonic(), 0
+    last = "no answer yet"
+    with tqdm(total=round(timeout), desc="waiting for /health", unit="s", disable=not progress,
+              bar_format="{desc}: {n:.0f}s elapsed {postfix}") as bar, httpx.Client(timeout=10.0, verify=verify) as client:
+        while True:
+            try:
+                r = client.get(endpoint.rstrip("/") + "/health", headers=headers)
+                last = f"HTTP {r.status_code}"
+                if r.status_code == 200:
+                    return r.json()
+            except httpx.TransportError as e:
+                last = type(e).__name__
+            if checks % 5 == 0:
+                rev = latest_revision(session, rg, name)
+                state = f"revision {rev.name}: {rev.running_state}, {rev.health_state}"
+                if str(rev.running_state) in FAILED_STATES:
+                    raise AzureError(f"{state}; see `%aitk logs`, fix the cause and run `%aitk deploy` again")
+                last = f"{last}; {state}"
+            checks += 1
+            elapsed = time.monotonic() - start
+            bar.set_postfix_str(last)
+            bar.n = elapsed
+            bar.refresh()
+            if elapsed > timeout:
+                raise ReadinessTimeoutError(f"{endpoint}/health did not answer 200 within {timeout:.0f} s ({last}); "
+                                            "see `%aitk logs` and `%aitk status`")
+            time.sleep(2.0)
+
+
+def replicas(session: AzureSession, rg: str, name: str, revision: str) -> list:
+    with azure_call(f"listing replicas of {revision}"):
+        return list(session.apps.container_apps_revision_replicas.list_replicas(rg, name, revision).value or [])
+
+
+def log_lines(session: AzureSession, rg: str, name: str, *, tail: int | None, follow: bool) -> Iterator[str]:
+    """The app's console log stream (as `az containerapp logs show` reads it); with `follow`, reconnects
+    when the stream drops, until interrupted."""
+    import httpx
+
+    app = get_app(session, rg, name)
+    if not app.event_stream_endpoint:
+        raise AzureError(f"container app {name} has no log stream endpoint")
+    with azure_call(f"getting a log stream token for {name}"):
+        token = session.apps.container_apps.get_auth_token(rg, name).token
+    params = {"tailLines": str(tail if tail is not None else 100), "follow": str(follow).lower(), "output": "text"}
+    verify = session.ca_bundle or True
+    attempts = 0
+    while True:
+        try:
+            with httpx.stream("GET", app.event_stream_endpoint, params=params, headers={"Authorization": f"Bearer {token}"},
+                              timeout=httpx.Timeout(10.0, read=None if follow else 30.0), verify=verify) as r:
+                if r.status_code != 200:
+                    raise AzureError(f"log stream answered HTTP {r.status_code}; check `%aitk status`")
+                for line in r.iter_lines():
+                    yield line
+            if not follow:
+                return
+        except (httpx.TransportError, httpx.StreamError):
+            attempts += 1
+            if not follow or attempts > 5:
+                raise AzureError("the log stream dropped; run `%aitk logs` again") from None
+            time.sleep(min(2 ** attempts, 10))
+            params["tailLines"] = "0"  # resume without repeating what was shown
+
+
+def delete_app(session: AzureSession, rg: str, name: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        with azure_call(f"deleting container app {name}"):
+            session.apps.container_apps.begin_delete(rg, name).result()
+    except AzureError as e:
+        if not isinstance(e.__cause__, ResourceNotFoundError):
+            raise

@@ -1,0 +1,132 @@
+"""ARM deployment of the template: validate, what-if, create-or-update with per-resource progress.
+
+The poller's continuation token is saved beside the project state, so a provision interrupted by a
+kernel restart can be resumed rather than started over."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import write_json_atomic
+from .session import AzureError, AzureSession, azure_call
+
+DEPLOYMENT_NAME = "aitk-inference"
+POLL_SECONDS = 2.0
+
+
+@dataclass
+class DeploymentRequest:
+    resource_group: str
+    template: dict
+    parameters: dict[str, Any]  # plain values; secure ones are never written anywhere
+
+    def body(self) -> dict:
+        return {"properties": {"mode": "Incremental", "template": self.template,
+                               "parameters": {k: {"value": v} for k, v in self.parameters.items()}}}
+
+
+def ensure_resource_group(session: AzureSession, name: str, location: str | None) -> str:
+    """The group's location; creates the group when it does not exist (needs a location)."""
+    rgs = session.resources.resource_groups
+    with azure_call(f"reading resource group {name}"):
+        if rgs.check_existence(name):
+            return rgs.get(name).location
+    if not location:
+        raise AzureError(f"resource group {name} does not exist; pass --location to create it")
+    with azure_call(f"creating resource group {name}"):
+        return rgs.create_or_update(name, {"location": location}).location
+
+
+def validate(session: AzureSession, req: DeploymentRequest) -> None:
+    with azure_call("validating the template"):
+        result = session.deployments.deployments.begin_validate(req.resource_group, DEPLOYMENT_NAME, req.body()).result()
+    error = getattr(result, "error", None)
+    if error is not None:
+        raise AzureError(f"the template does not validate: {_describe(error)}", code=error.code)
+
+
+def what_if(session: AzureSession, req: DeploymentRequest) -> list[tuple[str, str]]:
+    """(resource, change type) for every resource the deployment would touch."""
+    with azure_call("previewing the deployment (what-if)"):
+        result = session.deployments.deployments.begin_what_if(req.resource_group, DEPLOYMENT_NAME, req.body()).result()
+    if getattr(result, "error", None) is not None:
+        raise AzureError(f"what-if failed: {_describe(result.error)}", code=result.error.code)
+    return [(_short(c.resource_id), str(getattr(c.change_type, "value", c.change_type))) for c in result.changes or []]
+
+
+def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, progress: bool = True) -> dict[str, Any]:
+    """Create or update; live per-resource progress; returns the template outputs."""
+    deployments = session.deployments.deployments
+    token = _saved_token(state_file, req.resource_group)
+    with azure_call("starting the deployment"):
+        if token:
+            poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body(), continuation_token=token)
+        else:
+            poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body())
+    write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": DEPLOYMENT_NAME,
+                                   "continuation_token": poller.continuation_token()})
+    seen: dict[str, str] = {}
+    while not poller.done():
+        _report_operations(session, req.resource_group, seen, progress)
+        poller.wait(POLL_SECONDS)
+    _report_operations(session, req.resource_group, seen, progress)
+    try:
+        with azure_call("deploying the template"):
+            result = poller.result()
+    finally:
+        state_file.unlink(missing_ok=True)
+    props = result.properties
+    state = str(getattr(props.provisioning_state, "value", props.provisioning_state))
+    if state != "Succeeded":
+        raise AzureError(f"the deployment ended {state}: {_failure(session, req.resource_group, props)}")
+    return {k: v.get("value") for k, v in (props.outputs or {}).items()}
+
+
+def _report_operations(session: AzureSession, rg: str, seen: dict[str, str], progress: bool) -> None:
+    with azure_call("reading deployment progress"):
+        ops = list(session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME))
+    for op in ops:
+        target = op.properties.target_resource
+        if target is None:
+            continue
+        name = f"{target.resource_type} {target.resource_name}"
+        state = str(op.properties.provisioning_state)
+        if seen.get(name) != state:
+            seen[name] = state
+            if progress:
+                print(f"  {state:<10} {name}", flush=True)
+
+
+def _failure(session: AzureSession, rg: str, props) -> str:
+    """ARM's error with the failing resource(s) named, from the deployment's operations."""
+    parts = [_describe(props.error)] if getattr(props, "error", None) else []
+    with azure_call("reading deployment operations"):
+        for op in session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME):
+            p = op.properties
+            if str(p.provisioning_state) == "Failed" and p.target_resource is not None:
+                msg = p.status_message
+                detail = json.dumps(msg, default=str) if msg is not None and not isinstance(msg, str) else msg
+                parts.append(f"{p.target_resource.resource_type} {p.target_resource.resource_name}: {detail}")
+    return "; ".join(parts) or "no error details"
+
+
+def _describe(error) -> str:
+    details = [d for d in (getattr(error, "details", None) or [])]
+    inner = "; ".join(f"{d.code}: {d.message}" + (f" ({d.target})" if getattr(d, "target", None) else "") for d in details)
+    target = f" ({error.target})" if getattr(error, "target", None) else ""
+    return f"{error.code}: {error.message}{target}" + (f" [{inner}]" if inner else "")
+
+
+def _short(resource_id: str) -> str:
+    parts = resource_id.split("/providers/", 1)
+    return parts[-1] if len(parts) == 2 else resource_id
+
+
+def _saved_token(state_file: Path, rg: str) -> str | None:
+    try:
+        saved = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved.get("continuation_token") if saved.get("resource_group") == rg else None

@@ -1,0 +1,131 @@
+"""The Azure Files share as a sync `Remote`: MD5s from each file's Content-MD5 property, parallel
+chunked uploads by the SDK (`max_concurrency`), retries from the SDK's retry policy."""
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+from ..sync import FileState
+from .session import AzureError, AzureSession, azure_call
+
+CHUNK_CONCURRENCY = 4   # ranges in flight per large file
+LIST_CONCURRENCY = 8    # property reads in flight while listing
+
+
+def share_client(session: AzureSession, resource_group: str, account: str, share: str):
+    """A ShareClient authorised with the account key, which stays in memory only."""
+    from azure.storage.fileshare import ExponentialRetry, ShareClient
+
+    with azure_call(f"reading storage account {account}"):
+        props = session.storage.storage_accounts.get_properties(resource_group, account)
+        keys = session.storage.storage_accounts.list_keys(resource_group, account).keys_property
+    endpoint = (props.primary_endpoints.file if props.primary_endpoints else None) or f"https://{account}.file.core.windows.net/"
+    # Azure Storage throttles with 503 ServerBusy, which this policy retries; its default starts at
+    # 15 s, too slow for interactive use (DESIGN.md facts)
+    retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5, random_jitter_range=1)
+    return ShareClient(endpoint.rstrip("/"), share, credential={"account_name": account, "account_key": keys[0].value},
+                       retry_policy=retry, **session.transport_kwargs)
+
+
+class AzureFilesRemote:
+    def __init__(self, share):
+        self.share = share
+        self._dirs: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- listing -----------------------------------------------------------------------------------
+    def list_files(self, folder: str) -> dict[str, FileState]:
+        paths: list[str] = []
+        with _missing_ok(f"listing {folder}"):
+            self._walk(folder, "", paths)
+
+        def state(rel: str) -> tuple[str, FileState]:
+            with azure_call(f"reading {folder}/{rel}"):
+                p = self.share.get_file_client(_join(folder, rel)).get_file_properties()
+            md5 = p.content_settings.content_md5
+            return rel, FileState(p.size, bytes(md5) if md5 else b"")
+
+        with ThreadPoolExecutor(LIST_CONCURRENCY) as pool:
+            return dict(pool.map(state, paths))
+
+    def _walk(self, folder: str, rel: str, out: list[str]) -> None:
+        directory = self.share.get_directory_client(_join(folder, rel) if rel else folder)
+        for item in directory.list_directories_and_files():
+            child = f"{rel}/{item['name']}" if rel else item["name"]
+            if item.get("is_directory"):
+                self._walk(folder, child, out)
+            else:
+                out.append(child)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def upload(self, path: str, source: Path, state: FileState, progress: Callable[[int], None]) -> None:
+        from azure.storage.fileshare import ContentSettings
+
+        self._ensure_dirs(str(PurePosixPath(path).parent))
+        sent = [0]
+
+        def hook(current: int, total: int | None) -> None:
+            progress(current - sent[0])
+            sent[0] = current
+
+        with open(source, "rb") as f, azure_call(f"uploading {path}"):
+            self.share.get_file_client(path).upload_file(
+                f, length=state.size, max_concurrency=CHUNK_CONCURRENCY, progress_hook=hook,
+                content_settings=ContentSettings(content_md5=bytearray(state.md5)))
+
+    def read_bytes(self, path: str) -> bytes | None:
+        with _missing_ok(f"reading {path}"):
+            return self.share.get_file_client(path).download_file().readall()
+        return None
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        import hashlib
+
+        from azure.storage.fileshare import ContentSettings
+
+        self._ensure_dirs(str(PurePosixPath(path).parent))
+        with azure_call(f"writing {path}"):
+            self.share.get_file_client(path).upload_file(
+                data, content_settings=ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
+
+    def delete(self, path: str) -> None:
+        with _missing_ok(f"deleting {path}"):
+            self.share.get_file_client(path).delete_file()
+
+    def _ensure_dirs(self, folder: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        parts = [p for p in PurePosixPath(folder).parts if p not in ("", ".")]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            with self._lock:
+                if d in self._dirs:
+                    continue
+            try:
+                with azure_call(f"creating folder {d}"):
+                    self.share.get_directory_client(d).create_directory()
+            except AzureError as e:
+                if not isinstance(e.__cause__, ResourceExistsError):
+                    raise
+            with self._lock:
+                self._dirs.add(d)
+
+
+@contextlib.contextmanager
+def _missing_ok(what: str) -> Iterator[None]:
+    """Like azure_call, but a resource that does not exist is not an error."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        with azure_call(what):
+            yield
+    except AzureError as e:
+        if not isinstance(e.__cause__, ResourceNotFoundError):
+            raise
+
+
+def _join(folder: str, rel: str) -> str:
+    return str(PurePosixPath(folder) / rel) if folder else rel

@@ -1,0 +1,113 @@
+"""One place that builds the Azure SDK clients: credential, ARM endpoint, TLS trust and retries.
+
+The ARM endpoint (default https://management.azure.com) and a CA bundle can be set with
+AITK_ARM_ENDPOINT / AITK_CA_BUNDLE (sovereign clouds, proxies, the test double)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import AitkError
+
+DEFAULT_ARM = "https://management.azure.com"
+# azure-core's RetryPolicy (honours Retry-After on 429/503); bounded so a notebook never hangs.
+RETRY = {"retry_total": 6, "retry_backoff_factor": 0.8, "retry_backoff_max": 30}
+
+
+class AzureError(AitkError):
+    """An Azure call failed; the message carries ARM's code, message and request id."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.code, self.status, self.request_id = code, status, request_id
+
+
+@contextlib.contextmanager
+def azure_call(what: str) -> Iterator[None]:
+    """Turn SDK exceptions into one AzureError that says what failed and what to do."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+    try:
+        yield
+    except ClientAuthenticationError as e:
+        raise AzureError(f"{what}: not signed in to Azure ({_first_line(e)}); run `az login`, "
+                         "or pass credential= to the Python API") from e
+    except HttpResponseError as e:
+        code = getattr(e.error, "code", None) if getattr(e, "error", None) else None
+        message = getattr(e.error, "message", None) if getattr(e, "error", None) else None
+        request_id = e.response.headers.get("x-ms-request-id") if e.response is not None else None
+        detail = f"{code}: {message}" if code else _first_line(e)
+        rid = f" (request id {request_id})" if request_id else ""
+        raise AzureError(f"{what} failed: {detail}{rid}", code=code, status=e.status_code, request_id=request_id) from e
+    except ServiceRequestError as e:
+        raise AzureError(f"{what}: cannot reach Azure ({_first_line(e)}); check the network and retry") from e
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+@dataclass
+class AzureSession:
+    subscription_id: str
+    credential: Any = None
+    arm_endpoint: str = field(default_factory=lambda: os.environ.get("AITK_ARM_ENDPOINT", DEFAULT_ARM))
+    ca_bundle: str | None = field(default_factory=lambda: os.environ.get("AITK_CA_BUNDLE"))
+
+    def __post_init__(self) -> None:
+        if not self.subscription_id:
+            raise AitkError("no Azure subscription; pass --subscription ID (see `az account list`)")
+        if self.credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            self.credential = DefaultAzureCredential()
+        self.arm_endpoint = self.arm_endpoint.rstrip("/")
+
+    @property
+    def transport_kwargs(self) -> dict:
+        """TLS trust for every client (management and data plane)."""
+        return {"connection_verify": self.ca_bundle} if self.ca_bundle else {}
+
+    def _mgmt(self, cls, **extra):
+        return cls(self.credential, self.subscription_id, base_url=self.arm_endpoint,
+                   credential_scopes=[self.arm_endpoint + "/.default"], **self.transport_kwargs, **RETRY, **extra)
+
+    @functools.cached_property
+    def resources(self):
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return self._mgmt(ResourceManagementClient)
+
+    @functools.cached_property
+    def deployments(self):
+        from azure.mgmt.resource.deployments import DeploymentsMgmtClient
+
+        return self._mgmt(DeploymentsMgmtClient)
+
+    @functools.cached_property
+    def apps(self):
+        from azure.mgmt.appcontainers import ContainerAppsAPIClient
+
+        return self._mgmt(ContainerAppsAPIClient)
+
+    @functools.cached_property
+    def storage(self):
+        from azure.mgmt.storage import StorageManagementClient
+
+        return self._mgmt(StorageManagementClient)
+
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """(id, display name) of every subscription the credential can see (for the pickers)."""
+        from azure.mgmt.resource.subscriptions import SubscriptionClient
+
+        client = SubscriptionClient(self.credential, base_url=self.arm_endpoint,
+                                    credential_scopes=[self.arm_endpoint + "/.default"], **self.transport_kwargs, **RETRY)
+        with azure_call("listing subscriptions"):
+            return [(s.subscription_id, s.display_name) for s in client.subscriptions.list()]
+
+    def resource_groups(self) -> list[tuple[str, str]]:
+        with azure_call("listing resource groups"):
+            return [(g.name, g.location) for g in self.resources.resource_groups.list()]

@@ -1,0 +1,194 @@
+"""The azure target: the template deployed with ARM, the share in Azure Files, the app in Container Apps."""
+from __future__ import annotations
+
+import functools
+import secrets
+from typing import Any, Iterator
+
+from ..config import InferenceConfig, Parameters, read_json
+from ..errors import AitkError, NotProvisionedError
+from ..project import Project
+from ..results import Status
+from ..share import SETTINGS_PATH, Settings
+
+DEFAULT_READY_TIMEOUT = 1200.0  # first start on a GPU replica installs the server's venv on the share
+
+
+class AzureTarget:
+    name = "azure"
+
+    def __init__(self, project: Project, config: InferenceConfig, *, credential: Any = None):
+        self.project, self.config, self._credential = project, config, credential
+
+    @functools.cached_property
+    def session(self):
+        from ..azure.session import AzureSession
+
+        return AzureSession(self.config.SUBSCRIPTION_ID, self._credential)
+
+    @property
+    def resource_group(self) -> str:
+        if not self.config.RESOURCE_GROUP_NAME:
+            raise AitkError("no resource group; pass --resource-group RG (an existing group, or a new one with --location)")
+        return self.config.RESOURCE_GROUP_NAME
+
+    def _app(self) -> str:
+        if not self.config.ACA_APP_NAME:
+            raise NotProvisionedError(f"{self.project.config_path.name} names no ACA_APP_NAME; run `%aitk provision --target azure`")
+        return self.config.ACA_APP_NAME
+
+    # -- provision -------------------------------------------------------------------------------
+    def _request(self, params: Parameters):
+        from ..azure.deployment import DeploymentRequest
+
+        template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
+        values = params.arm_values()
+        if "apiKey" in template.get("parameters", {}) and "apiKey" not in values:
+            values["apiKey"] = self._existing_api_key() or secrets.token_urlsafe(32)
+        return DeploymentRequest(self.resource_group, template, values)
+
+    def _existing_api_key(self) -> str | None:
+        """Re-provisioning keeps the endpoint's key: read it from the app named in the current config."""
+        from ..azure.app import api_key
+
+        try:
+            previous = InferenceConfig.load(self.project.config_path)
+        except AitkError:
+            return None
+        if previous.TARGET != "azure" or not previous.ACA_APP_NAME or previous.RESOURCE_GROUP_NAME != self.resource_group:
+            return None
+        try:
+            return api_key(self.session, self.resource_group, previous.ACA_APP_NAME)
+        except AitkError:
+            return None
+
+    def plan(self, params: Parameters) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        from ..azure import deployment
+
+        rgs = self.session.resources.resource_groups
+        if not rgs.check_existence(self.resource_group):
+            return self.config, [(f"resource group {self.resource_group}", "Create"), ("every resource in the template", "Create")]
+        req = self._request(params)
+        deployment.validate(self.session, req)
+        return self.config, deployment.what_if(self.session, req)
+
+    def provision(self, params: Parameters, *, progress: bool = True) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        from ..azure import deployment
+
+        location = deployment.ensure_resource_group(self.session, self.resource_group, params.location)
+        self._check_gpu_quota(params.location or location, params)
+        req = self._request(params)
+        deployment.validate(self.session, req)
+        changes = deployment.what_if(self.session, req)
+        outputs = deployment.deploy(self.session, req, state_file=self.project.state_dir / "azure" / "deployment.json",
+                                    progress=progress)
+        known = set(InferenceConfig.__dataclass_fields__)
+        config = InferenceConfig(TARGET="azure", **{k: v for k, v in outputs.items() if k in known and k != "TARGET"})
+        return config, changes
+
+    def _check_gpu_quota(self, location: str, params: Parameters) -> None:
+        """Fail before deploying when the location's GPU quota cannot hold maximumInstanceCount replicas."""
+        from ..azure.session import azure_call
+
+        template = read_json(self.project.template_path, "")
+        profile = params.extra.get("gpuWorkloadProfileType") or template["parameters"].get("gpuWorkloadProfileType", {}).get("defaultValue", "")
+        family = next((f for f in ("T4", "A100") if f in str(profile)), None)
+        if family is None:
+            return
+        with azure_call(f"reading Container Apps quota in {location}"):
+            usages = list(self.session.apps.usages.list(location))
+        for u in usages:
+            name = (u.name.value or "") if u.name else ""
+            if family in name and "Gpu" in name:
+                free = (u.limit or 0) - (u.current_value or 0)
+                if free < params.maximumInstanceCount:
+                    raise AitkError(
+                        f"GPU quota short in {location}: {name} has {free:g} of {u.limit:g} free, maximumInstanceCount is "
+                        f"{params.maximumInstanceCount}; request more quota in the Azure portal (Container Apps, "
+                        "serverless GPU) or lower maximumInstanceCount")
+                return
+
+    # -- share and replica -----------------------------------------------------------------------
+    def remote(self):
+        from ..azure.files import AzureFilesRemote, share_client
+
+        if not (self.config.STORAGE_ACCOUNT_NAME and self.config.FILE_SHARE_NAME):
+            raise NotProvisionedError(f"{self.project.config_path.name} needs STORAGE_ACCOUNT_NAME and FILE_SHARE_NAME; "
+                                      "run `%aitk provision --target azure` or fill them in")
+        return AzureFilesRemote(share_client(self.session, self.resource_group, self.config.STORAGE_ACCOUNT_NAME,
+                                             self.config.FILE_SHARE_NAME))
+
+    def api_key(self) -> str | None:
+        from ..azure.app import api_key
+
+        return api_key(self.session, self.resource_group, self._app())
+
+    def restart(self, *, wait: bool = True, timeout: float | None = None, progress: bool = True) -> dict | None:
+        from ..azure import app
+
+        name = self._app()
+        revision = app.restart(self.session, self.resource_group, name)
+        if progress:
+            print(f"restarted revision {revision}", flush=True)
+        if not wait:
+            return None
+        if not self.config.ACA_APP_ENDPOINT:
+            raise NotProvisionedError(f"{self.project.config_path.name} has no ACA_APP_ENDPOINT; run `%aitk provision`")
+        return app.wait_ready(self.session, self.resource_group, name, self.config.ACA_APP_ENDPOINT, self.api_key(),
+                              timeout=DEFAULT_READY_TIMEOUT if timeout is None else timeout, progress=progress)
+
+    def status(self) -> Status:
+        from ..azure import app
+
+        name = self._app()
+        revision = app.latest_revision(self.session, self.resource_group, name)
+        count = len(app.replicas(self.session, self.resource_group, name, revision.name))
+        state = f"{revision.running_state} ({revision.health_state}), {count} replica{'s' * (count != 1)}"
+        try:
+            settings = Settings.parse(self.remote().read_bytes(SETTINGS_PATH))
+        except AitkError:
+            settings = None
+        return Status(self.name, self.config.ACA_APP_ENDPOINT, name, state, None, settings,
+                      str(revision.created_time) if revision.created_time else None)
+
+    def log_tail(self, n: int | None) -> str:
+        from ..azure.app import log_lines
+
+        return "\n".join(log_lines(self.session, self.resource_group, self._app(), tail=n, follow=False))
+
+    def follow(self) -> Iterator[str]:
+        from ..azure.app import log_lines
+
+        return log_lines(self.session, self.resource_group, self._app(), tail=0, follow=True)
+
+    def teardown(self, *, app_only: bool) -> list[str]:
+        from ..azure import app
+
+        name = self._app()
+        app.delete_app(self.session, self.resource_group, name)
+        done = [f"container app {name} deleted"]
+        if not app_only:
+            done += self._delete_deployment_resources()
+        return done
+
+    def _delete_deployment_resources(self) -> list[str]:
+        """Delete what the deployment created (top-level resources, newest first), then its record."""
+        from ..azure.deployment import DEPLOYMENT_NAME
+        from ..azure.session import azure_call
+
+        template = read_json(self.project.template_path, "")
+        versions = {r["type"].lower(): r["apiVersion"] for r in template.get("resources", [])}
+        done = []
+        with azure_call("reading the deployment's resources"):
+            ops = list(self.session.deployments.deployment_operations.list(self.resource_group, DEPLOYMENT_NAME))
+        targets = [op.properties.target_resource for op in ops if op.properties.target_resource is not None]
+        for target in reversed(targets):
+            rtype = target.resource_type.lower()
+            if rtype.count("/") != 1 or rtype == "microsoft.app/containerapps" or rtype not in versions:
+                continue  # child resources go with their parent; the app is already gone
+            with azure_call(f"deleting {target.resource_name}"):
+                self.session.resources.resources.begin_delete_by_id(target.id, versions[rtype]).result()
+            done.append(f"{target.resource_type} {target.resource_name} deleted")
+        with azure_call("deleting the deployment record"):
+            self.session.deployments.deployments.begin_delete(self.resource_group, DEPLOYMENT_NAME).result()
+        return done

@@ -91,7 +91,9 @@ def create_app(
                 task.cancel()
             engine.shutdown()
 
-    app = FastAPI(title="aitk-nb inference", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # The OpenAPI document is served (behind the key, like every route) for clients and the
+    # schemathesis run in the tests; the interactive docs pages are not.
+    app = FastAPI(title="aitk-nb inference", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     _install_error_handlers(app)
 
     @app.get("/health")

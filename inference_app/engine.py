@@ -1,14 +1,16 @@
 """The engine: base model + adapter registry + generate.
 
 Routes never see a batch or a thread: they call ``Engine.generate(request)`` and iterate the
-returned ``Generation`` (an async iterator of text deltas). v1 serializes generation on one
-worker thread (``ThreadPoolExecutor(max_workers=1)``) — requests queue there in arrival order —
-so a later scheduler (continuous batching) can replace ``_generate_blocking`` without
-touching the routes.
+returned ``Generation`` (an async iterator of text deltas). Behind it, ``batching.BatchScheduler``
+runs continuous batching on one thread: a request joins the running batch at the next decode
+step and leaves it when it finishes or its client goes away (issue 5).
 
-Adapters are loaded side by side into one ``PeftModel`` and picked per call with PEFT's
-mixed-adapter batch argument ``adapter_names=[name]`` (``"__base__"`` for the base model), so
-the active adapter is never switched and a future batch can mix variants.
+Adapters are loaded side by side into one ``PeftModel`` and picked per row with PEFT's
+mixed-adapter batch argument ``adapter_names`` (``"__base__"`` for the base model), so the
+active adapter is never switched and one batch mixes variants.
+
+The seam for other engines (a vLLM engine with its LoRA support on a GPU, say) is
+``InferenceEngine``: the routes and the UI use only what it lists.
 """
 
 from __future__ import annotations
@@ -16,31 +18,29 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import (
     AdapterConfigError,
     EngineError,
+    InvalidRequestError,
     ModelLoadError,
     NotReadyError,
     OverloadedError,
     PromptTooLongError,
     UnknownModelError,
 )
+from .batching import PEFT_BASE, BatchScheduler, Finished, Sequence
 from .settings import Settings
-from .streaming import AsyncTextStreamer, CancelCriteria, StopMatcher, send
+from .streaming import StopMatcher, TextDeltas
 
 log = logging.getLogger("inference_app")
 
 BASE = "base"
-PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in adapter_names
 _RESERVED = {BASE, PEFT_BASE}
-_DONE = object()
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class SamplingParams:
     top_k: int = 0  # 0 = no top-k filtering
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # keep going past EOS up to max_new_tokens (benchmarks; vLLM has it too)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,23 @@ def check_adapters(settings: Settings) -> None:
             raise AdapterConfigError(f"{where}: no adapter_config.json in the folder (not a PEFT adapter); {fix}")
 
 
+class InferenceEngine(Protocol):
+    """What the routes and the UI need from an engine; the scheduler is its own business."""
+
+    settings: Settings
+    load_seconds: float | None
+
+    def variants(self) -> list[str]: ...
+    def resolve(self, name: str) -> str: ...
+    async def load_async(self) -> None: ...
+    def health(self) -> dict: ...
+    def generate(self, request: GenerationRequest) -> AsyncIterator[str]: ...
+    def shutdown(self) -> None: ...
+
+
 class Engine:
+    """The transformers + PEFT engine (CPU or one GPU) with continuous batching."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self.state = State.LOADING
@@ -91,7 +108,8 @@ class Engine:
         self.tokenizer = None
         self.device = "cpu"
         self._active = 0  # generations queued or running
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        self.scheduler: BatchScheduler | None = None
+        self._eos_ids: set[int] = set()
 
     # ----- adapter registry -------------------------------------------------------------
     def variants(self) -> list[str]:
@@ -147,8 +165,15 @@ class Engine:
                     "was it trained from this base model?"
                 ) from e
         model.eval()
+        eos = model.generation_config.eos_token_id
+        self._eos_ids = {e for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self._eos_ids), 0)
         self.device = device
         self.tokenizer, self.model = tokenizer, model
+        self.scheduler = BatchScheduler(
+            model, eos_ids=self._eos_ids, pad_id=pad,
+            max_batch_size=self.settings.max_batch_size, use_adapters=bool(self.settings.adapters),
+        )
         self.load_seconds = time.monotonic() - start
         self.state = State.OK
 
@@ -168,7 +193,8 @@ class Engine:
         return body
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
 
     # ----- generation ----------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Generation:
@@ -182,6 +208,8 @@ class Engine:
         variant = self.resolve(request.variant)
         inputs = self._encode(request.messages)
         prompt_tokens = int(inputs["input_ids"].shape[1])
+        if prompt_tokens == 0:
+            raise InvalidRequestError("messages", "messages: the prompt is empty; give at least one message with content")
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and prompt_tokens + request.sampling.max_new_tokens > limit:
             raise PromptTooLongError(
@@ -200,41 +228,23 @@ class Engine:
             inputs = tok("\n".join(m["content"] for m in messages), return_tensors="pt")
         return inputs.to(self.device)
 
-    def _generate_blocking(self, inputs, variant, sampling, streamer, cancel, loop, queue) -> None:
-        """Runs on the worker thread; every outcome ends with ``_DONE`` on the queue."""
-        import torch
-        from transformers import StoppingCriteriaList
-
-        try:
-            if cancel.is_set():  # the client left while queued
-                return
-            kwargs = dict(
-                inputs,
-                max_new_tokens=sampling.max_new_tokens,
-                streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([CancelCriteria(cancel)]),
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-            )
-            if sampling.temperature == 0:
-                kwargs["do_sample"] = False
-            else:
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
-            if self.settings.adapters:
-                kwargs["adapter_names"] = [PEFT_BASE if variant == BASE else variant]
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed)  # global RNG is safe: one worker thread
-            with torch.inference_mode():
-                self.model.generate(**kwargs)
-        except Exception as e:  # noqa: BLE001 — reported to the request, the server keeps running
-            log.exception("generation failed")
-            send(loop, queue, e)
-        finally:
-            send(loop, queue, _DONE)
+    def _sequence(self, gen: Generation, loop, queue) -> Sequence:
+        sp = gen.sampling
+        return Sequence(
+            prompt_ids=gen.inputs["input_ids"][0].tolist(),
+            adapter=PEFT_BASE if gen.variant == BASE else gen.variant,
+            max_new_tokens=sp.max_new_tokens, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k,
+            seed=sp.seed, ignore_eos=sp.ignore_eos, loop=loop, queue=queue,
+        )
 
 
 @dataclass
 class Generation:
-    """One queued generation: an async iterator of text deltas; stats are set once it ends."""
+    """One admitted generation: an async iterator of text deltas; stats are set once it ends.
+
+    It is queued in the scheduler when iteration starts; closing it (or abandoning the
+    iteration) cancels it, and the scheduler drops its row at the next step.
+    """
 
     engine: Engine
     inputs: object
@@ -243,7 +253,7 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int = 0
     finish_reason: str | None = None  # "stop" or "length" once finished
-    _cancel: threading.Event = field(default_factory=threading.Event)
+    _seq: Sequence | None = None
     _released: bool = False
 
     def __post_init__(self):
@@ -258,9 +268,14 @@ class Generation:
 
     async def aclose(self) -> None:
         """Stop generating (client gone); safe to call at any time, more than once."""
-        self._cancel.set()
+        self._cancel()
         await self._iter.aclose()
         self._release()
+
+    def _cancel(self) -> None:
+        if self._seq is not None and not self._seq.cancel.is_set():
+            self._seq.cancel.set()
+            self.engine.scheduler.wake()
 
     def _release(self) -> None:
         if not self._released:
@@ -268,32 +283,27 @@ class Generation:
             self.engine._active -= 1
 
     async def _run(self) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
-        streamer = AsyncTextStreamer(self.engine.tokenizer, loop, queue)
+        self._seq = self.engine._sequence(self, asyncio.get_running_loop(), queue)
+        text = TextDeltas(self.engine.tokenizer)
         matcher = StopMatcher(list(self.sampling.stop))
-        loop.run_in_executor(
-            self.engine._executor,
-            self.engine._generate_blocking,
-            self.inputs, self.variant, self.sampling, streamer, self._cancel, loop, queue,
-        )
+        self.engine.scheduler.submit(self._seq)
         try:
-            while (item := await queue.get()) is not _DONE:
+            while not isinstance(item := await queue.get(), Finished):
                 if isinstance(item, Exception):
                     raise EngineError(f"generation failed: {type(item).__name__}: {item}") from item
-                self.completion_tokens = streamer.generated_tokens
-                text = matcher.feed(item)
+                self.completion_tokens += 1
                 if matcher.matched:
-                    self._cancel.set()  # drain until the worker notices, without yielding more
-                if text:
-                    yield text
-            if tail := matcher.flush():
-                yield tail
-            self.completion_tokens = streamer.generated_tokens
-            eos = self.engine.model.generation_config.eos_token_id
-            eos_ids = set(eos if isinstance(eos, list) else [eos])
-            hit_limit = streamer.generated_tokens >= self.sampling.max_new_tokens
-            self.finish_reason = "length" if hit_limit and streamer.last_token not in eos_ids and not matcher.matched else "stop"
+                    continue  # drain until the scheduler drops the row, without yielding more
+                out = matcher.feed(text.push(item))
+                if matcher.matched:
+                    self._cancel()
+                if out:
+                    yield out
+            if not matcher.matched and (out := matcher.feed(text.finish()) + matcher.flush()):
+                yield out
+            self.completion_tokens = item.completion_tokens
+            self.finish_reason = "stop" if matcher.matched or item.reason != "length" else "length"
         finally:
-            self._cancel.set()  # a no-op on normal completion; stops the worker on disconnect
+            self._cancel()  # a no-op on normal completion; drops the row on disconnect
             self._release()

@@ -26,4 +26,5 @@ def to_sampling(fields: SamplingFields, settings: Settings) -> SamplingParams:
         top_k=fields.top_k or 0,
         seed=fields.seed,
         stop=tuple(fields.stop or ()),
+        ignore_eos=bool(fields.ignore_eos),
     )

@@ -28,6 +28,7 @@ class SamplingFields(BaseModel):
     top_k: int | None = None  # extension (vLLM and TGI accept it too)
     seed: int | None = None
     stop: list[str] | None = None
+    ignore_eos: bool | None = None  # extension (as vLLM): generate exactly max_tokens, for benchmarks
 
     @field_validator("max_tokens", "max_completion_tokens")
     @classmethod

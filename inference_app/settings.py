@@ -38,6 +38,7 @@ class SettingsFile(BaseModel):
     max_new_tokens: int = Field(256, ge=1, description="default when a request gives none")
     max_new_tokens_limit: int = Field(4096, ge=1, description="largest value a request may ask for")
     max_concurrency: int = Field(16, ge=1, description="requests queued or running; more get 503")
+    max_batch_size: int = Field(16, ge=1, description="rows decoded together; more requests wait for a free row")
     gradio_concurrency: int = Field(8, ge=1, description="Gradio queue default_concurrency_limit")
     device: str = Field("auto", description='"auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1" ...')
 
@@ -55,6 +56,7 @@ class Settings(BaseModel):
     max_new_tokens: int
     max_new_tokens_limit: int
     max_concurrency: int
+    max_batch_size: int = 16
     gradio_concurrency: int
     device: str = "auto"
     host: str = "0.0.0.0"
@@ -111,6 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_new_tokens=file.max_new_tokens,
         max_new_tokens_limit=max(file.max_new_tokens_limit, file.max_new_tokens),
         max_concurrency=file.max_concurrency,
+        max_batch_size=file.max_batch_size,
         gradio_concurrency=file.gradio_concurrency,
         device=env.get("AITK_DEVICE") or file.device,
         host=env.get("HOST") or "0.0.0.0",

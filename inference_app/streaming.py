@@ -1,58 +1,42 @@
-"""Glue between a generate() call in a worker thread and the event loop.
+"""Token ids to the text a client sees.
 
-* ``AsyncTextStreamer`` — transformers' ``TextStreamer`` decoding (whole words, no special
-  tokens) that hands each text delta to an ``asyncio.Queue`` and counts generated tokens.
-  It is ``TextIteratorStreamer`` with an asyncio queue instead of a blocking one, so the
-  event loop awaits deltas rather than parking a thread on ``queue.get``.
-* ``CancelCriteria`` — a stopping criteria that ends generation when a flag is set (client
-  went away, a stop sequence matched).
+* ``TextDeltas`` — transformers' ``TextStreamer`` decoding (whole words, no special tokens),
+  fed one token id at a time on the event loop, so the scheduler thread only samples ids.
 * ``StopMatcher`` — OpenAI ``stop`` sequences: cuts the text before the first match and holds
   back a tail that could still become one, so a streamed client never sees part of a stop string.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import torch
-from transformers import StoppingCriteria, TextStreamer
+from transformers import TextStreamer
 
 
-class AsyncTextStreamer(TextStreamer):
-    def __init__(self, tokenizer, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue):
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._loop = loop
-        self._queue = queue
-        self.generated_tokens = 0
-        self.last_token: int | None = None
+class TextDeltas(TextStreamer):
+    """Token ids in, text deltas out: ``TextStreamer``'s whole-word decoding without a console.
 
-    def put(self, value):
-        if not (self.skip_prompt and self.next_tokens_are_prompt):
-            flat = value.reshape(-1)
-            self.generated_tokens += flat.numel()
-            self.last_token = int(flat[-1])
-        super().put(value)
+    ``push(token)`` returns the text that became final (possibly ""), ``finish()`` the rest.
+    """
+
+    def __init__(self, tokenizer):
+        super().__init__(tokenizer, skip_prompt=False, skip_special_tokens=True)
+        self._out: list[str] = []
 
     def on_finalized_text(self, text: str, stream_end: bool = False):
         if text:
-            send(self._loop, self._queue, text)
+            self._out.append(text)
 
+    def _take(self) -> str:
+        out, self._out = "".join(self._out), []
+        return out
 
-def send(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, item) -> None:
-    """Put ``item`` on ``queue`` from a worker thread; a closed loop (shutdown) drops it."""
-    try:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
-    except RuntimeError:
-        pass
+    def push(self, token: int) -> str:
+        self.put(torch.tensor([token]))
+        return self._take()
 
-
-class CancelCriteria(StoppingCriteria):
-    def __init__(self, flag: threading.Event):
-        self.flag = flag
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+    def finish(self) -> str:
+        self.end()
+        return self._take()
 
 
 class StopMatcher:

@@ -1,0 +1,311 @@
+"""Continuous batching on one scheduler thread: every decode step runs all live sequences at once.
+
+Why hand-written (issue 5, DESIGN.md "Facts"): transformers' own continuous-batching manager
+cannot run a different LoRA adapter per row, and PEFT's ``adapter_names`` can — in ``forward``
+as well as in ``generate``. So the loop here calls the model's ``forward`` directly:
+
+* One batched KV cache (a ``DynamicCache``), **left-padded**: row ``i`` has ``pads[i]`` dead
+  columns at the start, masked out by the attention mask. Positions (RoPE) are per row
+  (``columns - pads[i]``), so a row's numbers do not depend on who else is in the batch.
+* A request **joins at the next step**: new arrivals are prefilled together (their own padded
+  mini-batch), then their cache is padded to the running length (or the running cache to
+  theirs) and concatenated along the batch axis. Finished or cancelled rows are dropped with
+  ``index_select``; columns that became padding for every row are trimmed, so memory follows
+  the live requests, not the history.
+* ``adapter_names`` gives each row its variant; admission takes the waiting requests
+  round-robin across variants, so one adapter's backlog cannot starve another's.
+* Sampling is per row (greedy, or temperature / top-k / top-p with the row's own
+  ``torch.Generator``), so a seed reproduces a text whatever else is batched with it.
+
+Only the token ids cross to the event loop (``call_soon_threadsafe``); detokenizing happens
+there, off the scheduler's critical path. Full-attention decoder caches only (Llama, Qwen,
+Phi, SmolLM ...); a sliding-window model would need its own cache surgery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import torch
+
+log = logging.getLogger("inference_app")
+
+PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in adapter_names
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last item a sequence sends: why it ended and how many tokens it made."""
+
+    reason: str | None  # "stop" (EOS), "length" (max_new_tokens), None (cancelled)
+    completion_tokens: int
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One request's row: its prompt, decoding parameters and where its tokens go."""
+
+    prompt_ids: list[int]
+    adapter: str  # PEFT adapter name, or PEFT_BASE
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int | None
+    ignore_eos: bool
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue  # receives int token ids, then one Finished (or an Exception)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    generated: int = 0
+    next_token: int | None = None  # sampled, not yet fed through the model
+    generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        if self.temperature > 0:
+            self.generator = torch.Generator()
+            if self.seed is None:
+                self.generator.seed()
+            else:
+                self.generator.manual_seed(self.seed % 2**64)  # any int the API accepts is a valid seed
+
+    def send(self, item) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the event loop closed (shutdown): nobody is listening
+            pass
+
+
+class BatchScheduler:
+    """Owns the model's forward passes. ``submit`` from any thread; results arrive on each queue."""
+
+    def __init__(self, model, *, eos_ids: set[int], pad_id: int, max_batch_size: int, use_adapters: bool):
+        self.model = model
+        self.eos_ids = eos_ids
+        self.pad_id = pad_id
+        self.max_batch_size = max_batch_size
+        self.use_adapters = use_adapters
+        self.device = next(model.parameters()).device
+        self._waiting: dict[str, collections.deque[Sequence]] = {}
+        self._rotation: collections.deque[str] = collections.deque()  # variants, in round-robin order
+        self._cond = threading.Condition()
+        self._stopping = False
+        # Running batch (scheduler thread only).
+        self._rows: list[Sequence] = []
+        self._pads: list[int] = []
+        self._cache = None
+        self.steps = 0  # decode steps run, for tests and stats
+        self.peak_batch = 0
+        self._thread = threading.Thread(target=self._run, name="batch-scheduler", daemon=True)
+        self._thread.start()
+
+    # ----- any thread -----------------------------------------------------------------------
+    def submit(self, seq: Sequence) -> None:
+        with self._cond:
+            if seq.adapter not in self._waiting:
+                self._waiting[seq.adapter] = collections.deque()
+                self._rotation.append(seq.adapter)
+            self._waiting[seq.adapter].append(seq)
+            self._cond.notify()
+
+    def wake(self) -> None:
+        """Look at cancel flags now (a waiting request may have gone away)."""
+        with self._cond:
+            self._cond.notify()
+
+    @property
+    def running(self) -> int:
+        return len(self._rows)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._waiting.values())
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop after the current step; running requests end as cancelled."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # ----- scheduler thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._drop_cancelled_waiting()
+                while not self._stopping and not self._rows and not self.waiting:
+                    self._cond.wait()
+                    self._drop_cancelled_waiting()
+                if self._stopping:
+                    break
+                admitted = self._admit(self.max_batch_size - len(self._rows))
+            try:
+                with torch.inference_mode():
+                    if admitted:
+                        self._prefill(admitted)
+                    self._drop_finished()
+                    if self._rows:
+                        self._decode_step()
+                        self._drop_finished()
+            except Exception as e:  # noqa: BLE001 — every live request learns of it; the server keeps running
+                log.exception("batched step failed; failing %d request(s)", len(self._rows) + len(admitted))
+                for seq in {*self._rows, *admitted}:
+                    seq.send(e)
+                self._rows, self._pads, self._cache = [], [], None
+        for seq in self._rows:
+            seq.send(Finished(None, seq.generated))
+
+    def _drop_cancelled_waiting(self) -> None:
+        for adapter, q in self._waiting.items():
+            kept = [s for s in q if not s.cancel.is_set()]
+            if len(kept) != len(q):
+                for s in q:
+                    if s.cancel.is_set():
+                        s.send(Finished(None, 0))
+                self._waiting[adapter] = collections.deque(kept)
+
+    def _admit(self, slots: int) -> list[Sequence]:
+        """Up to ``slots`` waiting requests, one per variant in turn (fair across adapters)."""
+        admitted: list[Sequence] = []
+        while slots > 0 and self.waiting:
+            adapter = self._rotation[0]
+            self._rotation.rotate(-1)
+            if self._waiting[adapter]:
+                admitted.append(self._waiting[adapter].popleft())
+                slots -= 1
+        return admitted
+
+    def _forward(self, input_ids, attention_mask, position_ids, cache, adapters: list[str]):
+        kwargs = dict(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            past_key_values=cache, use_cache=True, logits_to_keep=1,
+        )
+        if self.use_adapters:
+            kwargs["adapter_names"] = adapters
+        return self.model(**kwargs).logits[:, -1, :]
+
+    def _prefill(self, seqs: list[Sequence]) -> None:
+        from transformers import DynamicCache
+
+        width = max(len(s.prompt_ids) for s in seqs)
+        pads = [width - len(s.prompt_ids) for s in seqs]
+        ids = torch.tensor([[self.pad_id] * p + s.prompt_ids for s, p in zip(seqs, pads)], device=self.device)
+        mask = torch.tensor([[0] * p + [1] * len(s.prompt_ids) for s, p in zip(seqs, pads)], device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        logits = self._forward(ids, mask, positions, cache, [s.adapter for s in seqs])
+        self._emit(seqs, logits)
+        self._merge(seqs, pads, cache)
+
+    def _decode_step(self) -> None:
+        columns = self._cache.get_seq_length()
+        ids = torch.tensor([[s.next_token] for s in self._rows], device=self.device)
+        pads = torch.tensor(self._pads, device=self.device)
+        mask = (torch.arange(columns + 1, device=self.device)[None, :] >= pads[:, None]).long()
+        positions = (columns - pads)[:, None]
+        logits = self._forward(ids, mask, positions, self._cache, [s.adapter for s in self._rows])
+        self.steps += 1
+        self._emit(self._rows, logits)
+
+    def _emit(self, seqs: list[Sequence], logits: torch.Tensor) -> None:
+        tokens = sample(logits, seqs)
+        for seq, token in zip(seqs, tokens):
+            seq.next_token = token
+            seq.generated += 1
+            seq.send(token)
+
+    def _finish_reason(self, seq: Sequence) -> str | None | bool:
+        """False while the row should keep going; else the reason it ends."""
+        if seq.cancel.is_set():
+            return None
+        if not seq.ignore_eos and seq.next_token in self.eos_ids:
+            return "stop"
+        if seq.generated >= seq.max_new_tokens:
+            return "length"
+        return False
+
+    def _drop_finished(self) -> None:
+        keep = []
+        for i, seq in enumerate(self._rows):
+            reason = self._finish_reason(seq)
+            if reason is False:
+                keep.append(i)
+            else:
+                seq.send(Finished(reason, seq.generated))
+        if len(keep) == len(self._rows):
+            return
+        if not keep:
+            self._rows, self._pads, self._cache = [], [], None
+            return
+        index = torch.tensor(keep, device=self.device)
+        self._rows = [self._rows[i] for i in keep]
+        self._pads = [self._pads[i] for i in keep]
+        trim = min(self._pads)  # columns that are padding in every remaining row
+        for layer in self._cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[:, :, trim:]
+            layer.values = layer.values.index_select(0, index)[:, :, trim:]
+        self._pads = [p - trim for p in self._pads]
+
+    def _merge(self, seqs: list[Sequence], pads: list[int], cache) -> None:
+        """Append freshly prefilled rows to the running batch, left-padding the shorter side."""
+        live = [i for i, s in enumerate(seqs) if self._finish_reason(s) is False]
+        for i, s in enumerate(seqs):
+            if i not in live:
+                s.send(Finished(self._finish_reason(s), s.generated))
+        if not live:
+            return
+        seqs, pads = [seqs[i] for i in live], [pads[i] for i in live]
+        if len(live) != len(cache.layers[0].keys):
+            index = torch.tensor(live, device=self.device)
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+        if self._cache is None:
+            self._rows, self._pads, self._cache = list(seqs), list(pads), cache
+        else:
+            old, new = self._cache.get_seq_length(), cache.get_seq_length()
+            width = max(old, new)
+            for mine, theirs in zip(self._cache.layers, cache.layers):
+                mine.keys = torch.cat([_left_pad(mine.keys, width - old), _left_pad(theirs.keys, width - new)])
+                mine.values = torch.cat([_left_pad(mine.values, width - old), _left_pad(theirs.values, width - new)])
+            self._pads = [p + width - old for p in self._pads] + [p + width - new for p in pads]
+            self._rows += seqs
+        self.peak_batch = max(self.peak_batch, len(self._rows))
+
+
+def _left_pad(t: torch.Tensor, n: int) -> torch.Tensor:
+    if n == 0:
+        return t
+    return torch.cat([t.new_zeros(t.shape[0], t.shape[1], n, t.shape[3]), t], dim=2)
+
+
+def sample(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
+    """One token per row: argmax for greedy rows, else temperature, top-k, top-p, then a draw."""
+    tokens = logits.argmax(-1).tolist()
+    for i, seq in enumerate(seqs):
+        if seq.temperature > 0:
+            try:
+                tokens[i] = _draw(logits[i], seq)
+            except RuntimeError:  # e.g. no finite probability left: one row must not fail the batch
+                log.warning("sampling failed for one row; using its most likely token")
+    return tokens
+
+
+def _draw(logits: torch.Tensor, seq: Sequence) -> int:
+    # A temperature near 0 would overflow the division; below 1e-3 it is greedy in all but name.
+    row = logits.float() / max(seq.temperature, 1e-3)
+    if seq.top_k > 0:
+        kth = torch.topk(row, min(seq.top_k, row.numel())).values[-1]
+        row = row.masked_fill(row < kth, float("-inf"))
+    if seq.top_p < 1:
+        ordered, order = row.sort(descending=True)
+        probs = ordered.softmax(-1)
+        drop = probs.cumsum(-1) - probs >= seq.top_p  # keep the smallest prefix reaching top_p
+        row = row.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    return int(torch.multinomial(row.softmax(-1), 1, generator=seq.generator))
+
+
+__all__ = ["BatchScheduler", "Finished", "PEFT_BASE", "Sequence", "sample"]

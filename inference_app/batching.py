@@ -28,6 +28,7 @@ import asyncio
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +36,7 @@ import torch
 log = logging.getLogger("inference_app")
 
 PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in adapter_names
+ADMISSION_WINDOW_S = 0.025  # how long an idle scheduler waits for a burst to arrive
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,13 @@ class BatchScheduler:
                     self._drop_cancelled_waiting()
                 if self._stopping:
                     break
+                if not self._rows:
+                    # Idle: requests that arrive together (a client's burst) are usually a few ms
+                    # apart; one short window lets them share a single prefill instead of joining
+                    # one by one, each join padding the shared cache.
+                    deadline = time.monotonic() + ADMISSION_WINDOW_S
+                    while self.waiting < self.max_batch_size and (left := deadline - time.monotonic()) > 0:
+                        self._cond.wait(left)
                 admitted = self._admit(self.max_batch_size - len(self._rows))
             try:
                 with torch.inference_mode():

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -114,6 +115,7 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
     "null": lambda: None,
     "createArray": lambda *a: list(a),
     "createObject": lambda *a: dict(zip(a[::2], a[1::2])),
+    "newGuid": lambda: str(uuid.uuid4()),  # ARM allows it only in a parameter's defaultValue
     "json": json.loads,
     "union": lambda *a: {k: v for d in a for k, v in d.items()} if isinstance(a[0], dict) else list(dict.fromkeys(x for l in a for x in l)),
     "contains": lambda c, x: x in c,

@@ -1,0 +1,280 @@
+// GPU inference for fine-tuned LoRA adapters on Azure Container Apps (aitk-nb).
+// The same template as inference.json, which aitk-nb deploys (tests/unit/test_template.py keeps
+// the two in agreement). To deploy by hand:
+//   az deployment group create -g <resource-group> -f infra/provision/inference.bicep \
+//     -p maximumInstanceCount=1 [name=value ...]
+// A null in inference.parameters.json means "this template's default": pass only the values set.
+// apiKey: aitk-nb generates one and passes it; a hand deployment that omits it gets a new GUID
+// (read it back with `az containerapp secret show -n <app> -g <rg> --secret-name aitk-api-key`).
+
+@description('Shell commands joined with \'; \' that start the web API.')
+param defaultCommands array = [
+  'cd /mount/inference'
+  'bash inference_app/start.sh'
+]
+
+@description('Maximum number of replicas (one GPU each); also the GPU workload profile\'s maximum node count where its type has one (dedicated profiles).')
+@minValue(1)
+@maxValue(10)
+param maximumInstanceCount int = 1
+
+@description('Region of every resource; default: the resource group\'s.')
+param location string = resourceGroup().location
+
+@description('Storage account holding the file share: 3-24 lowercase letters and digits. The name of an existing account reuses it.')
+@minLength(3)
+@maxLength(24)
+param storageAccountName string = 'aitk${uniqueString(resourceGroup().id)}'
+
+@description('Azure Files share mounted at /mount: code in /mount/inference, adapters under /mount/models, base model under /mount/model-cache.')
+@minLength(3)
+@maxLength(63)
+param fileShareName string = 'aitk-inference'
+
+@description('Container Apps environment with a Consumption and a GPU workload profile.')
+param acaEnvironmentName string = 'aitk-env-${uniqueString(resourceGroup().id)}'
+
+@description('Name under which the environment knows the file share.')
+param acaEnvironmentStorageName string = 'aitk-share'
+
+@description('Container app serving the model: 2-32 lowercase letters, digits and \'-\'.')
+@maxLength(32)
+param acaAppName string = 'aitk-app-${take(uniqueString(resourceGroup().id), 8)}'
+
+@description('Log Analytics workspace receiving the environment\'s logs.')
+param acaLogAnalyticsName string = 'aitk-logs-${uniqueString(resourceGroup().id)}'
+
+@description('GPU workload profile type: serverless (Consumption-GPU-NC8as-T4, Consumption-GPU-NC24-A100) or dedicated (NC24-A100, NC48-A100, NC96-A100).')
+param gpuWorkloadProfileType string = 'Consumption-GPU-NC8as-T4'
+
+@description('Base image. inference_app/start.sh builds the server\'s venv on the share once per requirements.txt hash, so restarts do not reinstall.')
+param containerImage string = 'docker.io/library/python:3.11-slim-bookworm'
+
+@description('Bearer key the endpoint requires on every route but /health; kept as the Container Apps secret aitk-api-key and given to the app as AITK_API_KEY. aitk-nb generates it and passes it (re-provisioning keeps the app\'s current key); a hand deployment that omits it gets a new random GUID.')
+@secure()
+param apiKey string = newGuid() // checkov:skip=CKV_AZURE_131:newGuid() is evaluated per deployment: a random key, not a hard-coded secret (ARM-TTK allows expression defaults).
+
+var mountPath = '/mount'
+var port = 7860
+var healthPath = '/health'
+var apiKeySecretName = 'aitk-api-key'
+var gpuProfileName = 'gpu'
+// Serverless GPU profiles (Consumption-GPU-*) take no node counts; dedicated ones need them.
+var gpuProfileIsServerless = take(gpuWorkloadProfileType, 11) == 'Consumption'
+var gpuProfile = gpuProfileIsServerless ? {
+  name: gpuProfileName
+  workloadProfileType: gpuWorkloadProfileType
+} : {
+  name: gpuProfileName
+  workloadProfileType: gpuWorkloadProfileType
+  minimumCount: 0
+  maximumCount: maximumInstanceCount
+}
+
+resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35:The share must stay reachable without a virtual network: the Container Apps environment mounts it over SMB from addresses that are not fixed and is not a trusted Microsoft service, and deploy uploads to it from the user's machine. Access needs the account key (secure transfer and TLS 1.2 enforced).
+  // checkov:skip=CKV_AZURE_206:LRS on purpose: the share holds copies (code and adapters synced from the user's project by deploy, a public base model, a venv rebuilt from requirements.txt), all restorable by re-running deploy.
+  // checkov:skip=CKV_AZURE_43:The name is evaluated at deployment: the default is 'aitk' plus uniqueString() (lowercase letters and digits, 17 characters) and the parameter's minLength/maxLength bound any given name.
+  name: storageAccountName
+  location: location
+  sku: {
+    name: 'Standard_LRS'
+  }
+  kind: 'StorageV2'
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+resource fileService 'Microsoft.Storage/storageAccounts/fileServices@2023-05-01' existing = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource fileShare 'Microsoft.Storage/storageAccounts/fileServices/shares@2023-05-01' = {
+  parent: fileService
+  name: fileShareName
+  properties: {
+    shareQuota: 1024
+  }
+}
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: acaLogAnalyticsName
+  location: location
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource acaEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+  name: acaEnvironmentName
+  location: location
+  properties: {
+    appLogsConfiguration: {
+      destination: 'log-analytics'
+      logAnalyticsConfiguration: {
+        customerId: logAnalytics.properties.customerId
+        sharedKey: logAnalytics.listKeys().primarySharedKey
+      }
+    }
+    workloadProfiles: [
+      {
+        name: 'Consumption'
+        workloadProfileType: 'Consumption'
+      }
+      gpuProfile
+    ]
+  }
+}
+
+resource environmentStorage 'Microsoft.App/managedEnvironments/storages@2024-03-01' = {
+  parent: acaEnvironment
+  name: acaEnvironmentStorageName
+  properties: {
+    azureFile: {
+      accountName: storageAccount.name
+      accountKey: storageAccount.listKeys().keys[0].value
+      shareName: fileShare.name
+      accessMode: 'ReadWrite'
+    }
+  }
+}
+
+resource containerApp 'Microsoft.App/containerApps@2024-03-01' = {
+  name: acaAppName
+  location: location
+  properties: {
+    managedEnvironmentId: acaEnvironment.id
+    workloadProfileName: gpuProfileName
+    configuration: {
+      activeRevisionsMode: 'Single'
+      secrets: [
+        {
+          name: apiKeySecretName
+          value: apiKey
+        }
+      ]
+      ingress: {
+        external: true
+        targetPort: port
+        transport: 'auto'
+        allowInsecure: false
+        // Gradio's queue (join, then stream) must reach the replica that holds the session.
+        stickySessions: {
+          affinity: 'sticky'
+        }
+      }
+    }
+    template: {
+      containers: [
+        {
+          name: 'inference'
+          image: containerImage
+          command: [
+            '/bin/bash'
+            '-c'
+          ]
+          args: [
+            join(defaultCommands, '; ')
+          ]
+          env: [
+            {
+              name: 'AITK_MOUNT_ROOT'
+              value: mountPath
+            }
+            {
+              name: 'PORT'
+              value: string(port)
+            }
+            {
+              name: 'AITK_API_KEY'
+              secretRef: apiKeySecretName
+            }
+          ]
+          resources: {
+            cpu: 8
+            memory: '56Gi'
+          }
+          volumeMounts: [
+            {
+              volumeName: 'share'
+              mountPath: mountPath
+            }
+          ]
+          probes: [
+            {
+              type: 'Startup'
+              httpGet: {
+                path: healthPath
+                port: port
+              }
+              initialDelaySeconds: 10
+              periodSeconds: 60
+              timeoutSeconds: 5
+              failureThreshold: 10
+            }
+            {
+              type: 'Readiness'
+              httpGet: {
+                path: healthPath
+                port: port
+              }
+              periodSeconds: 10
+              timeoutSeconds: 5
+              failureThreshold: 3
+            }
+            {
+              type: 'Liveness'
+              httpGet: {
+                path: healthPath
+                port: port
+              }
+              periodSeconds: 30
+              timeoutSeconds: 5
+              failureThreshold: 3
+            }
+          ]
+        }
+      ]
+      scale: {
+        minReplicas: 0
+        maxReplicas: maximumInstanceCount
+        rules: [
+          {
+            // Half the server's max_concurrency (16, beyond which it answers 503): scale out first.
+            name: 'http-concurrency'
+            http: {
+              metadata: {
+                concurrentRequests: '8'
+              }
+            }
+          }
+        ]
+      }
+      volumes: [
+        {
+          name: 'share'
+          storageType: 'AzureFile'
+          storageName: environmentStorage.name
+        }
+      ]
+    }
+  }
+}
+
+output SUBSCRIPTION_ID string = subscription().subscriptionId
+output RESOURCE_GROUP_NAME string = resourceGroup().name
+output STORAGE_ACCOUNT_NAME string = storageAccount.name
+output FILE_SHARE_NAME string = fileShare.name
+output ACA_APP_NAME string = containerApp.name
+output ACA_APP_ENDPOINT string = 'https://${containerApp.properties.configuration.ingress.fqdn}'

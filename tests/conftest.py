@@ -37,3 +37,5 @@ def demo_assets():
     from aitk_nb.demo import demo_assets
 
     return demo_assets()
+
+from azure_double.fixtures import azure_double  # noqa: F401

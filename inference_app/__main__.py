@@ -13,8 +13,9 @@ import sys
 import uvicorn
 
 from .api import create_app
-from .engine import Engine, check_adapters
-from .errors import AdapterConfigError
+from .engine import check_adapters
+from .errors import AdapterConfigError, EngineConfigError
+from .factory import create_engine
 from .settings import SettingsError, load_settings
 
 log = logging.getLogger("inference_app")
@@ -36,11 +37,11 @@ def main() -> int:
     try:
         settings = load_settings()
         check_adapters(settings)
-    except (SettingsError, AdapterConfigError) as e:
+        engine = create_engine(settings)
+    except (SettingsError, AdapterConfigError, EngineConfigError) as e:
         log.error("cannot start: %s", e)
         return EXIT_CONFIG_ERROR
 
-    engine = Engine(settings)
     outcome = {"failed": False}
     server: uvicorn.Server | None = None
 

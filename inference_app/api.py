@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import ApiKeyMiddleware
 from .chat import create_chat_completion
-from .engine import BASE, Engine
 from .errors import EngineError, OverloadedError, NotReadyError
+from .interface import BASE, InferenceEngine
 from .protocol import ChatCompletionRequest, ModelCard, ModelList
 
 log = logging.getLogger("inference_app")
@@ -73,7 +73,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(
-    engine: Engine,
+    engine: InferenceEngine,
     *,
     background_load: Callable[[], Awaitable[None]] | None = None,
     with_ui: bool = True,
@@ -102,7 +102,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     def card(variant: str) -> ModelCard:
-        return ModelCard(id=variant, root=settings.base_model_id, parent=None if variant == BASE else BASE)
+        return ModelCard(id=variant, root=settings.base_model_id, parent=None if variant == BASE else BASE,
+                         max_model_len=engine.context_window)
 
     @app.get("/v1/models")
     async def list_models():

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .engine import Engine, Generation, GenerationRequest
 from .errors import EngineError
+from .interface import GenerationRequest, GenerationStream, InferenceEngine
 from .params import to_sampling
 from .protocol import (
     AssistantMessage,
@@ -44,7 +44,7 @@ def _messages(req: ChatCompletionRequest) -> list[dict[str, str]]:
     return [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in req.messages]
 
 
-def _usage(gen: Generation) -> Usage:
+def _usage(gen: GenerationStream) -> Usage:
     return Usage(
         prompt_tokens=gen.prompt_tokens,
         completion_tokens=gen.completion_tokens,
@@ -52,7 +52,7 @@ def _usage(gen: Generation) -> Usage:
     )
 
 
-async def create_chat_completion(req: ChatCompletionRequest, engine: Engine, settings: Settings, request: Request):
+async def create_chat_completion(req: ChatCompletionRequest, engine: InferenceEngine, settings: Settings, request: Request):
     gen = engine.generate(GenerationRequest(_messages(req), req.model, to_sampling(req, settings)))
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -74,7 +74,7 @@ async def create_chat_completion(req: ChatCompletionRequest, engine: Engine, set
     return JSONResponse(body.model_dump())
 
 
-async def _collect(gen: Generation) -> str:
+async def _collect(gen: GenerationStream) -> str:
     try:
         return "".join([delta async for delta in gen])
     finally:
@@ -86,7 +86,7 @@ async def _watch_disconnect(request: Request) -> None:
         await asyncio.sleep(DISCONNECT_POLL_SECONDS)
 
 
-async def _collect_unless_disconnected(gen: Generation, request: Request) -> str | None:
+async def _collect_unless_disconnected(gen: GenerationStream, request: Request) -> str | None:
     collect = asyncio.create_task(_collect(gen))
     watch = asyncio.create_task(_watch_disconnect(request))
     try:
@@ -107,7 +107,7 @@ def _event(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-async def _sse(gen: Generation, model: str, include_usage: bool) -> AsyncIterator[str]:
+async def _sse(gen: GenerationStream, model: str, include_usage: bool) -> AsyncIterator[str]:
     cid, created = completion_id(), now()
 
     def chunk(delta: Delta, finish_reason=None) -> str:

@@ -1,7 +1,7 @@
-"""The engine: base model + adapter registry + generate.
+"""The transformers + PEFT engine: base model + adapter registry + continuous batching.
 
-Routes never see a batch or a thread: they call ``Engine.generate(request)`` and iterate the
-returned ``Generation`` (an async iterator of text deltas). Behind it, ``batching.BatchScheduler``
+Routes never see a batch or a thread: they call ``generate(request)`` and iterate the
+returned ``Generation`` (an async iterator of text deltas; ``interface.GenerationStream``). Behind it, ``batching.BatchScheduler``
 runs continuous batching on one thread: a request joins the running batch at the next decode
 step and leaves it when it finishes or its client goes away (issue 5).
 
@@ -9,20 +9,24 @@ Adapters are loaded side by side into one ``PeftModel`` and picked per row with 
 mixed-adapter batch argument ``adapter_names`` (``"__base__"`` for the base model), so the
 active adapter is never switched and one batch mixes variants.
 
+With ``merge_adapter`` the single adapter is merged into the base weights at load
+(``merge_and_unload``): no LoRA matmuls per step, and only that adapter is served.
+
 The seam for other engines (a vLLM engine with its LoRA support on a GPU, say) is
-``InferenceEngine``: the routes and the UI use only what it lists.
+``interface.InferenceEngine``: the routes and the UI use only what it lists; ``factory.py``
+chooses the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
 
+from .batching import PEFT_BASE, BatchScheduler, Finished, Sequence
 from .errors import (
     AdapterConfigError,
     EngineError,
@@ -31,42 +35,14 @@ from .errors import (
     NotReadyError,
     OverloadedError,
     PromptTooLongError,
-    UnknownModelError,
 )
-from .batching import PEFT_BASE, BatchScheduler, Finished, Sequence
+from .interface import BASE, AdapterRegistry, GenerationRequest, InferenceEngine, SamplingParams, State
 from .settings import Settings
 from .streaming import StopMatcher, TextDeltas
 
 log = logging.getLogger("inference_app")
 
-BASE = "base"
 _RESERVED = {BASE, PEFT_BASE}
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Decoding parameters after defaults are applied. ``temperature == 0`` means greedy."""
-
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = no top-k filtering
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    ignore_eos: bool = False  # keep going past EOS up to max_new_tokens (benchmarks; vLLM has it too)
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    messages: list[dict[str, str]]  # [{"role": ..., "content": str}, ...]
-    variant: str  # "base", the base model id, or an adapter name
-    sampling: SamplingParams
-
-
-class State(str, enum.Enum):
-    LOADING = "loading"
-    OK = "ok"
-    FAILED = "failed"
 
 
 def check_adapters(settings: Settings) -> None:
@@ -82,25 +58,13 @@ def check_adapters(settings: Settings) -> None:
             raise AdapterConfigError(f"{where}: no adapter_config.json in the folder (not a PEFT adapter); {fix}")
 
 
-class InferenceEngine(Protocol):
-    """What the routes and the UI need from an engine; the scheduler is its own business."""
-
-    settings: Settings
-    load_seconds: float | None
-
-    def variants(self) -> list[str]: ...
-    def resolve(self, name: str) -> str: ...
-    async def load_async(self) -> None: ...
-    def health(self) -> dict: ...
-    def generate(self, request: GenerationRequest) -> AsyncIterator[str]: ...
-    def shutdown(self) -> None: ...
-
-
-class Engine:
+class TransformersEngine:
     """The transformers + PEFT engine (CPU or one GPU) with continuous batching."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.registry = AdapterRegistry(settings)
+        self.context_window: int | None = None
         self.state = State.LOADING
         self.error: str | None = None
         self.load_seconds: float | None = None
@@ -113,15 +77,10 @@ class Engine:
 
     # ----- adapter registry -------------------------------------------------------------
     def variants(self) -> list[str]:
-        return [BASE, *self.settings.adapters]
+        return self.registry.variants()
 
     def resolve(self, name: str) -> str:
-        """The variant a model name refers to; ``UnknownModelError`` naming the choices otherwise."""
-        if name in (BASE, self.settings.base_model_id):
-            return BASE
-        if name in self.settings.adapters:
-            return name
-        raise UnknownModelError(f"model {name!r} does not exist; available: {', '.join(self.variants())}")
+        return self.registry.resolve(name)
 
     # ----- loading -------------------------------------------------------------------------
     def load(self) -> None:
@@ -164,7 +123,12 @@ class Engine:
                     f"adapter {name!r} at {path} failed to load onto {base}: {type(e).__name__}: {e}; "
                     "was it trained from this base model?"
                 ) from e
+        if self.registry.merged:
+            model = model.merge_and_unload()  # W + scale * B @ A, once; the PEFT wrapper is gone
+            log.info("adapter %r merged into the base weights (merge_adapter)", self.registry.merged)
         model.eval()
+        limits = [n for n in (self.settings.max_model_len, getattr(model.config, "max_position_embeddings", None)) if n]
+        self.context_window = min(limits) if limits else None
         eos = model.generation_config.eos_token_id
         self._eos_ids = {e for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self._eos_ids), 0)
@@ -172,7 +136,8 @@ class Engine:
         self.tokenizer, self.model = tokenizer, model
         self.scheduler = BatchScheduler(
             model, eos_ids=self._eos_ids, pad_id=pad,
-            max_batch_size=self.settings.max_batch_size, use_adapters=bool(self.settings.adapters),
+            max_batch_size=self.settings.max_batch_size,
+            use_adapters=bool(self.settings.adapters) and not self.registry.merged,
         )
         self.load_seconds = time.monotonic() - start
         self.state = State.OK
@@ -186,7 +151,7 @@ class Engine:
 
     def health(self) -> dict:
         if self.state is State.OK:
-            return {"status": "ok", "model": self.settings.base_model_id, "adapters": list(self.settings.adapters)}
+            return {"status": "ok", "model": self.settings.base_model_id, **self.registry.health_fields()}
         body = {"status": self.state.value}
         if self.error:
             body["error"] = self.error
@@ -202,6 +167,7 @@ class Engine:
 
         A plain method (not an async generator) so that not-ready, unknown-model, overloaded
         and too-long errors raise here, before a streaming response has sent its headers.
+        ``max_new_tokens`` is clamped to what the context window leaves after the prompt.
         """
         if self.state is not State.OK:
             raise NotReadyError("the model is still loading; retry when GET /health answers 200")
@@ -210,15 +176,18 @@ class Engine:
         prompt_tokens = int(inputs["input_ids"].shape[1])
         if prompt_tokens == 0:
             raise InvalidRequestError("messages", "messages: the prompt is empty; give at least one message with content")
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit and prompt_tokens + request.sampling.max_new_tokens > limit:
-            raise PromptTooLongError(
-                f"prompt has {prompt_tokens} tokens; with max_tokens {request.sampling.max_new_tokens} "
-                f"that exceeds the model's context of {limit} tokens"
-            )
+        sampling = request.sampling
+        if (window := self.context_window) is not None:
+            if prompt_tokens >= window:
+                raise PromptTooLongError(
+                    f"messages: the prompt is {prompt_tokens} tokens long and the context window is {window} tokens "
+                    "(prompt and answer together), which leaves no room for an answer; shorten the messages"
+                )
+            if sampling.max_new_tokens > window - prompt_tokens:
+                sampling = dataclasses.replace(sampling, max_new_tokens=window - prompt_tokens)
         if self._active >= self.settings.max_concurrency:
             raise OverloadedError(f"{self._active} requests are queued or running (max_concurrency); retry shortly")
-        return Generation(self, inputs, variant, request.sampling, prompt_tokens)
+        return Generation(self, inputs, variant, sampling, prompt_tokens)
 
     def _encode(self, messages: list[dict[str, str]]):
         tok = self.tokenizer
@@ -232,7 +201,7 @@ class Engine:
         sp = gen.sampling
         return Sequence(
             prompt_ids=gen.inputs["input_ids"][0].tolist(),
-            adapter=PEFT_BASE if gen.variant == BASE else gen.variant,
+            adapter=PEFT_BASE if gen.variant == BASE or self.registry.merged else gen.variant,
             max_new_tokens=sp.max_new_tokens, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k,
             seed=sp.seed, ignore_eos=sp.ignore_eos, loop=loop, queue=queue,
         )
@@ -246,7 +215,7 @@ class Generation:
     iteration) cancels it, and the scheduler drops its row at the next step.
     """
 
-    engine: Engine
+    engine: TransformersEngine
     inputs: object
     variant: str
     sampling: SamplingParams
@@ -307,3 +276,8 @@ class Generation:
         finally:
             self._cancel()  # a no-op on normal completion; drops the row on disconnect
             self._release()
+
+
+Engine = TransformersEngine  # the name the tests and older code use
+__all__ = ["BASE", "Engine", "Generation", "GenerationRequest", "InferenceEngine", "SamplingParams", "State",
+           "TransformersEngine", "check_adapters"]

@@ -45,8 +45,21 @@ class UnknownModelError(EngineError):
     param = "model"
 
 
+class EngineConfigError(EngineError):
+    """The settings ask for an engine this machine cannot run (e.g. vLLM without vllm or a GPU)."""
+
+
+class VariantNotServedError(EngineError):
+    """The variant exists but this server does not serve it (``base`` when an adapter is merged)."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "model_not_served"
+    param = "model"
+
+
 class PromptTooLongError(EngineError):
-    """The prompt plus the requested new tokens exceed the model's context window."""
+    """The prompt leaves no room for an answer in the context window."""
 
     status_code = 400
     error_type = "invalid_request_error"

@@ -181,6 +181,7 @@ class ModelCard(BaseModel):
     owned_by: str = "aitk-nb"
     root: str | None = None  # the base model id, for adapters and base alike
     parent: str | None = None  # "base" for adapters
+    max_model_len: int | None = None  # context window, prompt + answer (as vLLM reports it)
 
 
 class ModelList(BaseModel):

@@ -7,7 +7,21 @@ Contract (DESIGN.md, "Inference server contract"):
   file means all defaults; unknown keys are ignored so an older server reads a newer file.
 * Paths in the file are relative to the mount root (``$AITK_MOUNT_ROOT``, default ``/mount``)
   or absolute. A ``base_model`` that is not an existing folder is treated as a hub id.
-* Env overrides: ``AITK_BASE_MODEL``, ``HOST`` (``0.0.0.0``), ``PORT`` (7860), ``AITK_API_KEY``.
+* Env overrides: ``AITK_BASE_MODEL``, ``AITK_DEVICE``, ``AITK_ENGINE``, ``AITK_MERGE_ADAPTER``
+  (``1``/``true``/``0``/``false``), ``HOST`` (``0.0.0.0``), ``PORT`` (7860), ``AITK_API_KEY``.
+
+Request limits: a request's ``max_tokens`` is clamped to ``max_new_tokens_limit`` and to what is
+left of the context window (``max_model_len``, default the model's ``max_position_embeddings``)
+after its prompt; a prompt that leaves no room for one new token is refused (400, ``messages``).
+
+Keys of the file (all optional; ``SettingsFile`` below has the defaults)::
+
+    {"base_model": "model-cache/<name>" or a hub id,   "adapters": {"<name>": "models/<name>"},
+     "merge_adapter": false,      # true: fold the one adapter into the base weights (faster;
+                                  #   only that adapter is served, "base" gets a 400 naming this key)
+     "engine": "auto",            # "transformers" | "vllm" | "auto" (see factory.py)
+     "max_new_tokens": 256, "max_new_tokens_limit": 4096, "max_model_len": null,
+     "max_concurrency": 16, "max_batch_size": 16, "gradio_concurrency": 8, "device": "auto"}
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -36,11 +51,14 @@ class SettingsFile(BaseModel):
     base_model: str = DEFAULT_BASE_MODEL
     adapters: dict[str, str] = Field(default_factory=dict)
     max_new_tokens: int = Field(256, ge=1, description="default when a request gives none")
-    max_new_tokens_limit: int = Field(4096, ge=1, description="largest value a request may ask for")
+    max_new_tokens_limit: int = Field(4096, ge=1, description="largest max_tokens; larger requests are clamped to it")
+    max_model_len: int | None = Field(None, ge=2, description="context window (prompt + answer); default the model's")
     max_concurrency: int = Field(16, ge=1, description="requests queued or running; more get 503")
     max_batch_size: int = Field(16, ge=1, description="rows decoded together; more requests wait for a free row")
     gradio_concurrency: int = Field(8, ge=1, description="Gradio queue default_concurrency_limit")
     device: str = Field("auto", description='"auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1" ...')
+    engine: Literal["auto", "transformers", "vllm"] = Field("auto", description="see factory.py")
+    merge_adapter: bool = Field(False, description="fold the one adapter into the base weights; base is then not served")
 
 
 class Settings(BaseModel):
@@ -55,10 +73,13 @@ class Settings(BaseModel):
     adapters: dict[str, Path]
     max_new_tokens: int
     max_new_tokens_limit: int
+    max_model_len: int | None = None
     max_concurrency: int
     max_batch_size: int = 16
     gradio_concurrency: int
     device: str = "auto"
+    engine: str = "auto"
+    merge_adapter: bool = False
     host: str = "0.0.0.0"
     port: int = 7860
     api_key: SecretStr | None = None
@@ -72,6 +93,9 @@ class Settings(BaseModel):
 def _resolve(mount_root: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else mount_root / path
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +119,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         field = ".".join(str(p) for p in first["loc"])
         raise SettingsError(f"settings file {settings_path}: field {field!r}: {first['msg']}") from e
 
+    overrides = {}
+    if env.get("AITK_ENGINE"):
+        overrides["engine"] = env["AITK_ENGINE"]
+    if env.get("AITK_MERGE_ADAPTER"):
+        if env["AITK_MERGE_ADAPTER"].lower() not in _BOOL:
+            raise SettingsError(f"AITK_MERGE_ADAPTER must be 1/true or 0/false, got {env['AITK_MERGE_ADAPTER']!r}")
+        overrides["merge_adapter"] = _BOOL[env["AITK_MERGE_ADAPTER"].lower()]
+    try:
+        file = SettingsFile.model_validate(file.model_dump() | overrides)
+    except ValidationError as e:
+        raise SettingsError(f"AITK_ENGINE must be auto, transformers or vllm, got {env['AITK_ENGINE']!r}") from e
+    if file.merge_adapter and len(file.adapters) != 1:
+        raise SettingsError(
+            f"settings file {settings_path}: field 'merge_adapter': true needs exactly one adapter to merge into the "
+            f"base model, and {len(file.adapters)} are configured; deploy one adapter or set merge_adapter to false"
+        )
+
     base_value = env.get("AITK_BASE_MODEL") or file.base_model
     base_path = _resolve(mount_root, base_value)
     base_is_local = base_path.is_dir()
@@ -112,10 +153,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         adapters={name: _resolve(mount_root, p) for name, p in file.adapters.items()},
         max_new_tokens=file.max_new_tokens,
         max_new_tokens_limit=max(file.max_new_tokens_limit, file.max_new_tokens),
+        max_model_len=file.max_model_len,
         max_concurrency=file.max_concurrency,
         max_batch_size=file.max_batch_size,
         gradio_concurrency=file.gradio_concurrency,
         device=env.get("AITK_DEVICE") or file.device,
+        engine=file.engine,
+        merge_adapter=file.merge_adapter,
         host=env.get("HOST") or "0.0.0.0",
         port=port,
         api_key=SecretStr(api_key) if api_key else None,

@@ -13,14 +13,26 @@ from collections.abc import AsyncIterator
 import gradio as gr
 from pydantic import ValidationError
 
-from .engine import Engine, GenerationRequest
 from .errors import EngineError
+from .interface import GenerationRequest, InferenceEngine
 from .params import to_sampling
 from .protocol import SamplingFields
 from .settings import Settings
 
 
-def build_ui(engine: Engine, settings: Settings) -> gr.Blocks:
+_UI_FIELDS = {"model": "adapter", "messages": "prompt"}  # API field -> this form's field
+
+
+def _ui_message(e: EngineError) -> str:
+    """The engine's message, naming the form's field (adapter, prompt) rather than the API's."""
+    text = str(e)
+    field = _UI_FIELDS.get(e.param or "")
+    if field is None:
+        return text
+    return f"{field}: {text.removeprefix(e.param + ': ')}"
+
+
+def build_ui(engine: InferenceEngine, settings: Settings) -> gr.Blocks:
     async def generate(
         prompt: str, adapter: str, max_new_tokens: float, temperature: float, top_p: float, top_k: float
     ) -> AsyncIterator[str]:
@@ -36,7 +48,9 @@ def build_ui(engine: Engine, settings: Settings) -> gr.Blocks:
         except ValidationError as e:
             err = e.errors()[0]
             raise gr.Error(f"{err['loc'][0]}: {err['msg'].removeprefix('Value error, ')}") from None
-        except (EngineError, TypeError, ValueError) as e:
+        except EngineError as e:
+            raise gr.Error(_ui_message(e)) from None
+        except (TypeError, ValueError) as e:
             raise gr.Error(str(e)) from None
         text = ""
         try:
@@ -58,7 +72,9 @@ def build_ui(engine: Engine, settings: Settings) -> gr.Blocks:
                     run = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop")
             with gr.Column(scale=1):
-                adapter = gr.Dropdown(engine.variants(), value="base", label="Adapter")
+                # Custom values reach generate(), which accepts the base model id too and names the
+                # field when a name is unknown (Gradio's own check would say only "Value: ...").
+                adapter = gr.Dropdown(engine.variants(), value=engine.variants()[0], label="Adapter", allow_custom_value=True)
                 max_new_tokens = gr.Slider(1, settings.max_new_tokens_limit, value=settings.max_new_tokens, step=1, label="Max new tokens")
                 temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
                 top_p = gr.Slider(0.01, 1, value=1, step=0.01, label="Top-p")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import REPO, free_port
 
-__all__ = ["REPO", "free_port", "server_env", "write_settings"]
+__all__ = ["REPO", "free_port", "run_server_to_exit", "server_env", "write_settings"]
 
 
 def write_settings(root: Path, content: dict) -> Path:
@@ -29,3 +31,12 @@ def server_env(root: Path, port: int, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def run_server_to_exit(root: Path, **extra_env: str) -> tuple[int, str]:
+    """Run ``python -m inference_app`` on ``root`` (a start-up that should fail): exit code and output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference_app"], cwd=REPO, env=server_env(root, free_port(), **extra_env),
+        capture_output=True, text=True, timeout=60,
+    )
+    return proc.returncode, proc.stdout + proc.stderr

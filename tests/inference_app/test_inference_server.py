@@ -111,7 +111,12 @@ def test_unknown_model_is_404_naming_model(client):
         ({"top_p": 0}, "top_p"),
         ({"n": 2}, "n"),
         ({"max_tokens": 0}, "max_tokens"),
-        ({"max_tokens": 10**9}, "max_tokens"),
+        ({"max_completion_tokens": -3}, "max_completion_tokens"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"seed": "lucky"}, "seed"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"model": None}, "model"),
     ],
 )
@@ -122,6 +127,14 @@ def test_bad_input_is_400_naming_the_field(server, patch, param):
     err = r.json()["error"]
     assert err["param"] == param and err["type"] == "invalid_request_error"
     assert param in err["message"]
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_non_finite_sampling_values_are_400(server, field, value):
+    raw = f'{{"model": "base", "messages": [{{"role": "user", "content": "hi"}}], "max_tokens": 2, "{field}": {value}}}'
+    r = httpx.post(server.url + "/v1/chat/completions", content=raw.encode(), headers=server.auth | {"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
 
 
 def test_malformed_json_is_400(server):
@@ -157,6 +170,18 @@ def test_gradio_client_generate_matches_openai_route(server, greedy, adapter_nam
     for variant in ("base", adapter_name):
         expected = greedy[variant].choices[0].message.content
         assert gc.predict(PROMPT, variant, MAX_TOKENS, 0, 1, 50, api_name="/generate") == expected
+
+
+def test_gradio_generate_bad_adapter_and_prompt_name_the_form_fields(server):
+    from gradio_client.exceptions import AppError
+
+    gc = Client(server.url, headers=server.auth, verbose=False)
+    with pytest.raises(AppError, match=r"adapter: model 'no-such-adapter' does not exist; available: base, "):
+        gc.predict(PROMPT, "no-such-adapter", 4, 0, 1, 50, api_name="/generate")
+    with pytest.raises(AppError, match="^prompt: the prompt is 90.. tokens long and the context window is 8192 tokens"):
+        gc.predict("x " * 9000, "base", 4, 0, 1, 50, api_name="/generate")
+    with pytest.raises(AppError, match="^prompt: enter a prompt"):
+        gc.predict("  ", "base", 4, 0, 1, 50, api_name="/generate")
 
 
 def test_client_disconnect_stops_generation(server):

@@ -7,30 +7,22 @@ import sys
 
 import pytest
 
-from server_helpers import REPO, free_port, server_env, write_settings
+from server_helpers import REPO, free_port, run_server_to_exit, server_env, write_settings
 
 
 @pytest.mark.timeout(90)
 def test_missing_adapter_exits_non_zero_naming_adapter_and_path(tmp_path, base_model_path):
     write_settings(tmp_path, {"base_model": str(base_model_path), "adapters": {"ghost": "models/ghost"}})
-    proc = subprocess.run(
-        [sys.executable, "-m", "inference_app"], cwd=REPO, env=server_env(tmp_path, free_port()),
-        capture_output=True, text=True, timeout=60,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    code, out = run_server_to_exit(tmp_path)
+    assert code != 0
     assert "adapter 'ghost'" in out and str(tmp_path / "models" / "ghost") in out and "does not exist" in out
 
 
 @pytest.mark.timeout(90)
 def test_unloadable_base_model_exits_1(tmp_path):
     write_settings(tmp_path, {"base_model": "no-org/no-such-model"})
-    proc = subprocess.run(
-        [sys.executable, "-m", "inference_app"], cwd=REPO, env=server_env(tmp_path, free_port(), HF_HUB_OFFLINE="1"),
-        capture_output=True, text=True, timeout=60,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
+    code, out = run_server_to_exit(tmp_path, HF_HUB_OFFLINE="1")
+    assert code == 1, out
     assert "model load failed" in out and "no-org/no-such-model" in out
 
 

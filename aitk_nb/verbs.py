@@ -110,6 +110,12 @@ def provision(target: str = "local", *, project: str | os.PathLike | None = None
     `credential` (any azure-core TokenCredential; default DefaultAzureCredential)."""
     proj = find_project(project)
     params = load_parameters(Path(parameters) if parameters else proj.parameters_path, overrides)
+    if target == "azure" and not (subscription and resource_group):
+        # provisioning again: the subscription and group of what is provisioned, unless given
+        previous = _previous_config(proj)
+        if previous.TARGET == "azure":
+            subscription = subscription or previous.SUBSCRIPTION_ID
+            resource_group = resource_group or previous.RESOURCE_GROUP_NAME
     config = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
     tgt = get_target(config, proj, credential=credential)
     options = {"port": port} if target == "local" else {}
@@ -119,6 +125,13 @@ def provision(target: str = "local", *, project: str | os.PathLike | None = None
     config, changes = tgt.provision(params, progress=progress, **options)
     config.save(proj.config_path)
     return ProvisionResult(target, config.ACA_APP_ENDPOINT, proj.config_path, changes)
+
+
+def _previous_config(proj: Project) -> InferenceConfig:
+    try:
+        return InferenceConfig.load(proj.config_path)
+    except AitkError:
+        return InferenceConfig()
 
 
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *, project: str | os.PathLike | None = None,

@@ -5,7 +5,7 @@ import time
 from typing import Iterator
 
 from ..errors import ReadinessTimeoutError
-from .session import AzureError, AzureSession, azure_call
+from .session import AzureError, AzureSession, azure_call, word
 
 API_KEY_SECRET = "aitk-api-key"
 FAILED_STATES = {"Failed", "Degraded"}
@@ -46,11 +46,11 @@ def wait_ready(session: AzureSession, rg: str, name: str, endpoint: str, key: st
     from tqdm.auto import tqdm
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    verify = session.ca_bundle or True
+    verify = session.httpx_verify
     start, checks = time.monotonic(), 0
     last = "no answer yet"
-    with tqdm(total=round(timeout), desc="waiting for /health", unit="s", disable=not progress,
-              bar_format="{desc}: {n:.0f}s elapsed {postfix}") as bar, httpx.Client(timeout=10.0, verify=verify) as client:
+    with tqdm(total=None, desc=f"waiting for /health (limit {timeout:.0f} s)", unit="s", disable=not progress,
+              bar_format="{desc}: {n:.0f} s elapsed {postfix}") as bar, httpx.Client(timeout=10.0, verify=verify) as client:
         while True:
             try:
                 r = client.get(endpoint.rstrip("/") + "/health", headers=headers)
@@ -61,9 +61,10 @@ def wait_ready(session: AzureSession, rg: str, name: str, endpoint: str, key: st
                 last = type(e).__name__
             if checks % 5 == 0:
                 rev = latest_revision(session, rg, name)
-                state = f"revision {rev.name}: {rev.running_state}, {rev.health_state}"
-                if str(rev.running_state) in FAILED_STATES:
-                    raise AzureError(f"{state}; see `%aitk logs`, fix the cause and run `%aitk deploy` again")
+                state = f"revision {rev.name}: {word(rev.running_state)}, {word(rev.health_state)}"
+                if word(rev.running_state) in FAILED_STATES:
+                    raise AzureError(f"{state}; fix the cause and run `%aitk deploy` again (more: `%aitk logs`)"
+                                     f"{_log_tail(session, rg, name)}")
                 last = f"{last}; {state}"
             checks += 1
             elapsed = time.monotonic() - start
@@ -74,6 +75,15 @@ def wait_ready(session: AzureSession, rg: str, name: str, endpoint: str, key: st
                 raise ReadinessTimeoutError(f"{endpoint}/health did not answer 200 within {timeout:.0f} s ({last}); "
                                             "see `%aitk logs` and `%aitk status`")
             time.sleep(2.0)
+
+
+def _log_tail(session: AzureSession, rg: str, name: str, lines: int = 10) -> str:
+    """The last log lines, for an error message ("" when the stream cannot be read)."""
+    try:
+        tail = list(log_lines(session, rg, name, tail=lines, follow=False))
+    except AzureError:
+        return ""
+    return "\nlast log lines:\n" + "\n".join(tail) if tail else ""
 
 
 def replicas(session: AzureSession, rg: str, name: str, revision: str) -> list:
@@ -92,7 +102,7 @@ def log_lines(session: AzureSession, rg: str, name: str, *, tail: int | None, fo
     with azure_call(f"getting a log stream token for {name}"):
         token = session.apps.container_apps.get_auth_token(rg, name).token
     params = {"tailLines": str(tail if tail is not None else 100), "follow": str(follow).lower(), "output": "text"}
-    verify = session.ca_bundle or True
+    verify = session.httpx_verify
     attempts = 0
     while True:
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import write_json_atomic
-from .session import AzureError, AzureSession, azure_call
+from .session import AzureError, AzureSession, azure_call, word
 
 DEPLOYMENT_NAME = "aitk-inference"
 POLL_SECONDS = 2.0
@@ -68,19 +68,23 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, p
     write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": DEPLOYMENT_NAME,
                                    "continuation_token": poller.continuation_token()})
     seen: dict[str, str] = {}
-    while not poller.done():
-        _report_operations(session, req.resource_group, seen, progress)
-        poller.wait(POLL_SECONDS)
-    _report_operations(session, req.resource_group, seen, progress)
     try:
         with azure_call("deploying the template"):
+            while not poller.done():
+                _report_operations(session, req.resource_group, seen, progress)
+                poller.wait(POLL_SECONDS)
             result = poller.result()
-    finally:
-        state_file.unlink(missing_ok=True)
+    except AzureError as e:
+        state_file.unlink(missing_ok=True)  # finished, if badly: nothing to resume
+        _report_operations(session, req.resource_group, seen, progress)
+        raise AzureError(f"the deployment failed: {_failure(session, req.resource_group, e)}", code=e.code,
+                         status=e.status, request_id=e.request_id) from e
+    state_file.unlink(missing_ok=True)
+    _report_operations(session, req.resource_group, seen, progress)
     props = result.properties
-    state = str(getattr(props.provisioning_state, "value", props.provisioning_state))
+    state = word(props.provisioning_state)
     if state != "Succeeded":
-        raise AzureError(f"the deployment ended {state}: {_failure(session, req.resource_group, props)}")
+        raise AzureError(f"the deployment ended {state}: {_failure(session, req.resource_group, props.error)}")
     return {k: v.get("value") for k, v in (props.outputs or {}).items()}
 
 
@@ -92,24 +96,36 @@ def _report_operations(session: AzureSession, rg: str, seen: dict[str, str], pro
         if target is None:
             continue
         name = f"{target.resource_type} {target.resource_name}"
-        state = str(op.properties.provisioning_state)
+        state = word(op.properties.provisioning_state)
         if seen.get(name) != state:
             seen[name] = state
             if progress:
                 print(f"  {state:<10} {name}", flush=True)
 
 
-def _failure(session: AzureSession, rg: str, props) -> str:
-    """ARM's error with the failing resource(s) named, from the deployment's operations."""
-    parts = [_describe(props.error)] if getattr(props, "error", None) else []
+def _failure(session: AzureSession, rg: str, error) -> str:
+    """The failing resource(s), with ARM's code and message for each, from the deployment's
+    operations; the deployment's own error when no operation says more."""
+    parts = []
     with azure_call("reading deployment operations"):
         for op in session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME):
             p = op.properties
-            if str(p.provisioning_state) == "Failed" and p.target_resource is not None:
-                msg = p.status_message
-                detail = json.dumps(msg, default=str) if msg is not None and not isinstance(msg, str) else msg
-                parts.append(f"{p.target_resource.resource_type} {p.target_resource.resource_name}: {detail}")
+            if word(p.provisioning_state) == "Failed" and p.target_resource is not None:
+                parts.append(f"{p.target_resource.resource_type} {p.target_resource.resource_name}: "
+                             f"{_status_message(p.status_message)}")
+    if not parts and error is not None:
+        parts.append(str(error) if isinstance(error, Exception) else _describe(error))
     return "; ".join(parts) or "no error details"
+
+
+def _status_message(message) -> str:
+    """An operation's statusMessage (the SDK's StatusMessage, a dict or text) as 'code: message'."""
+    if message is None or isinstance(message, str):
+        return message or "no details"
+    error = message.get("error", message) if isinstance(message, dict) else getattr(message, "error", None)
+    code = error.get("code") if isinstance(error, dict) else getattr(error, "code", None)
+    text = error.get("message") if isinstance(error, dict) else getattr(error, "message", None)
+    return f"{code}: {text}" if code else json.dumps(message, default=str)
 
 
 def _describe(error) -> str:

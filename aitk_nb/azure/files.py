@@ -25,7 +25,8 @@ def share_client(session: AzureSession, resource_group: str, account: str, share
     endpoint = (props.primary_endpoints.file if props.primary_endpoints else None) or f"https://{account}.file.core.windows.net/"
     # Azure Storage throttles with 503 ServerBusy, which this policy retries; its default starts at
     # 15 s, too slow for interactive use (DESIGN.md facts)
-    retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5, random_jitter_range=1)
+    # waits 0.5, 2.5, 4.5, 8.5 s (± jitter): a dead connection is reported within ~20 s
+    retry = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=4, random_jitter_range=0.5)
     return ShareClient(endpoint.rstrip("/"), share, credential={"account_name": account, "account_key": keys[0].value},
                        retry_policy=retry, **session.transport_kwargs)
 
@@ -71,10 +72,13 @@ class AzureFilesRemote:
             progress(current - sent[0])
             sent[0] = current
 
+        client = self.share.get_file_client(path)
         with open(source, "rb") as f, azure_call(f"uploading {path}"):
-            self.share.get_file_client(path).upload_file(
-                f, length=state.size, max_concurrency=CHUNK_CONCURRENCY, progress_hook=hook,
-                content_settings=ContentSettings(content_md5=bytearray(state.md5)))
+            # Content-MD5 is what the next deploy compares, so it is set only once every range is in:
+            # set at create (as upload_file's content_settings does), an interrupted upload would leave
+            # a file of the right size claiming the final MD5 over missing ranges, and never be re-sent
+            client.upload_file(f, length=state.size, max_concurrency=CHUNK_CONCURRENCY, progress_hook=hook)
+            client.set_http_headers(ContentSettings(content_md5=bytearray(state.md5)))
 
     def read_bytes(self, path: str) -> bytes | None:
         with _missing_ok(f"reading {path}"):
@@ -87,9 +91,10 @@ class AzureFilesRemote:
         from azure.storage.fileshare import ContentSettings
 
         self._ensure_dirs(str(PurePosixPath(path).parent))
+        client = self.share.get_file_client(path)
         with azure_call(f"writing {path}"):
-            self.share.get_file_client(path).upload_file(
-                data, content_settings=ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
+            client.upload_file(data)
+            client.set_http_headers(ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
 
     def delete(self, path: str) -> None:
         with _missing_ok(f"deleting {path}"):

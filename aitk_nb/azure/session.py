@@ -28,7 +28,8 @@ class AzureError(AitkError):
 @contextlib.contextmanager
 def azure_call(what: str) -> Iterator[None]:
     """Turn SDK exceptions into one AzureError that says what failed and what to do."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+    from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ServiceRequestError,
+                                       ServiceResponseError)
 
     try:
         yield
@@ -44,6 +45,14 @@ def azure_call(what: str) -> Iterator[None]:
         raise AzureError(f"{what} failed: {detail}{rid}", code=code, status=e.status_code, request_id=request_id) from e
     except ServiceRequestError as e:
         raise AzureError(f"{what}: cannot reach Azure ({_first_line(e)}); check the network and retry") from e
+    except ServiceResponseError as e:  # the connection dropped mid-request, after the SDK's retries
+        raise AzureError(f"{what}: the connection to Azure kept dropping ({_first_line(e)}); run it again, "
+                         "only what is missing or changed is sent") from e
+
+
+def word(value: Any) -> str:
+    """An SDK enum as Azure spells it ("Running"), a plain string as it is, None as ""."""
+    return "" if value is None else str(getattr(value, "value", value))
 
 
 def _first_line(e: Exception) -> str:
@@ -52,18 +61,21 @@ def _first_line(e: Exception) -> str:
 
 @dataclass
 class AzureSession:
-    subscription_id: str
+    """Clients for one subscription. Without a subscription id: $AZURE_SUBSCRIPTION_ID, else the only
+    one the credential can see (more than one is an error that lists them)."""
+
+    subscription_id: str | None
     credential: Any = None
     arm_endpoint: str = field(default_factory=lambda: os.environ.get("AITK_ARM_ENDPOINT", DEFAULT_ARM))
     ca_bundle: str | None = field(default_factory=lambda: os.environ.get("AITK_CA_BUNDLE"))
 
     def __post_init__(self) -> None:
-        if not self.subscription_id:
-            raise AitkError("no Azure subscription; pass --subscription ID (see `az account list`)")
+        self.subscription_id = self.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID") or None
         if self.credential is None:
             from azure.identity import DefaultAzureCredential
 
-            self.credential = DefaultAzureCredential()
+            # the same TLS trust as the clients (a proxy's or sovereign cloud's CA, the test double)
+            self.credential = DefaultAzureCredential(**self.transport_kwargs)
         self.arm_endpoint = self.arm_endpoint.rstrip("/")
 
     @property
@@ -71,9 +83,37 @@ class AzureSession:
         """TLS trust for every client (management and data plane)."""
         return {"connection_verify": self.ca_bundle} if self.ca_bundle else {}
 
+    @property
+    def httpx_verify(self):
+        """TLS trust for httpx (the ingress, the log stream): the CA bundle's, else the system's."""
+        import ssl
+
+        return ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+
+    @property
+    def subscription(self) -> str:
+        """The subscription id, found once when none was given."""
+        if not self.subscription_id:
+            subs = self.subscriptions()
+            if len(subs) != 1:
+                seen = "; ".join(f"{name} ({sid})" for sid, name in subs) or "none"
+                raise AitkError(f"--subscription: the account sees {len(subs)} subscriptions ({seen}); "
+                                "pass --subscription ID or set AZURE_SUBSCRIPTION_ID")
+            self.subscription_id = subs[0][0]
+        return self.subscription_id
+
+    def _client_kwargs(self) -> dict:
+        return {"base_url": self.arm_endpoint, "credential_scopes": [self.arm_endpoint + "/.default"],
+                **self.transport_kwargs, **RETRY}
+
     def _mgmt(self, cls, **extra):
-        return cls(self.credential, self.subscription_id, base_url=self.arm_endpoint,
-                   credential_scopes=[self.arm_endpoint + "/.default"], **self.transport_kwargs, **RETRY, **extra)
+        return cls(self.credential, self.subscription, **self._client_kwargs(), **extra)
+
+    @functools.cached_property
+    def subscription_client(self):
+        from azure.mgmt.resource.subscriptions import SubscriptionClient
+
+        return SubscriptionClient(self.credential, **self._client_kwargs())
 
     @functools.cached_property
     def resources(self):
@@ -101,12 +141,9 @@ class AzureSession:
 
     def subscriptions(self) -> list[tuple[str, str]]:
         """(id, display name) of every subscription the credential can see (for the pickers)."""
-        from azure.mgmt.resource.subscriptions import SubscriptionClient
-
-        client = SubscriptionClient(self.credential, base_url=self.arm_endpoint,
-                                    credential_scopes=[self.arm_endpoint + "/.default"], **self.transport_kwargs, **RETRY)
         with azure_call("listing subscriptions"):
-            return [(s.subscription_id, s.display_name) for s in client.subscriptions.list()]
+            return [(s.subscription_id, s.display_name) for s in self.subscription_client.subscriptions.list()
+                    if word(s.state) in ("", "Enabled", "Warned")]
 
     def resource_groups(self) -> list[tuple[str, str]]:
         with azure_call("listing resource groups"):

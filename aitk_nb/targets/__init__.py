@@ -11,6 +11,16 @@ from ..errors import ConfigError
 from ..project import Project
 
 
+_default_credential: Any = None
+
+
+def set_credential(credential: Any) -> None:
+    """The azure-core TokenCredential every verb uses when none is passed (None: DefaultAzureCredential,
+    which works after `az login`, with a managed identity or with AZURE_CLIENT_ID/SECRET/TENANT_ID)."""
+    global _default_credential
+    _default_credential = credential
+
+
 def get_target(config: InferenceConfig, project: Project, *, credential: Any = None):
     if config.TARGET == "local":
         from .local import LocalTarget
@@ -19,5 +29,5 @@ def get_target(config: InferenceConfig, project: Project, *, credential: Any = N
     if config.TARGET == "azure":
         from .azure import AzureTarget
 
-        return AzureTarget(project, config, credential=credential)
+        return AzureTarget(project, config, credential=credential or _default_credential)
     raise ConfigError(f"unknown target {config.TARGET!r}; choose one of {', '.join(TARGETS)}")

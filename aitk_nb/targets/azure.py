@@ -139,11 +139,12 @@ class AzureTarget:
 
     def status(self) -> Status:
         from ..azure import app
+        from ..azure.session import word as _word
 
         name = self._app()
         revision = app.latest_revision(self.session, self.resource_group, name)
         count = len(app.replicas(self.session, self.resource_group, name, revision.name))
-        state = f"{revision.running_state} ({revision.health_state}), {count} replica{'s' * (count != 1)}"
+        state = f"{_word(revision.running_state)} ({_word(revision.health_state)}), {count} replica{'s' * (count != 1)}"
         try:
             settings = Settings.parse(self.remote().read_bytes(SETTINGS_PATH))
         except AitkError:
@@ -187,7 +188,7 @@ class AzureTarget:
             if rtype.count("/") != 1 or rtype == "microsoft.app/containerapps" or rtype not in versions:
                 continue  # child resources go with their parent; the app is already gone
             with azure_call(f"deleting {target.resource_name}"):
-                self.session.resources.resources.begin_delete_by_id(target.id, versions[rtype]).result()
+                self.session.resources.resources.begin_delete_by_id(target.id, api_version=versions[rtype]).result()
             done.append(f"{target.resource_type} {target.resource_name} deleted")
         with azure_call("deleting the deployment record"):
             self.session.deployments.deployments.begin_delete(self.resource_group, DEPLOYMENT_NAME).result()

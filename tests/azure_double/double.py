@@ -129,7 +129,7 @@ class State:
     def secret_strings(self) -> list[str]:
         """Every secret the double has handed out: account keys, workspace keys, app secrets,
         auth tokens, the bearer token."""
-        out = [self._d.token]
+        out = [self._d.token, self._d.identity_header]
         for ks in self.keys.values():
             out += ks
         for s in self.app_secrets.values():
@@ -173,6 +173,7 @@ class AzureDouble(Hooks):
         self.default_location = location
         self.token = "double-" + secrets.token_urlsafe(24)
         self.credential = DoubleCredential(self.token, self.tenant_id)
+        self.identity_header = secrets.token_hex(16)
         self.ca_bundle, self._ssl = tls_material()
         self.faults = Faults()
         self.state = State(self)
@@ -203,6 +204,12 @@ class AzureDouble(Hooks):
         if seconds is not None:
             self._latency = float(seconds)
         return self._latency
+
+    def environment(self) -> dict[str, str]:
+        """What a toolkit process needs to use the double as Azure with the real DefaultAzureCredential
+        (its managed-identity branch): ARM endpoint, TLS trust, identity endpoint."""
+        return {"AITK_ARM_ENDPOINT": self.arm_endpoint, "AITK_CA_BUNDLE": self.ca_bundle,
+                "IDENTITY_ENDPOINT": f"{self.arm_endpoint}/msi/token", "IDENTITY_HEADER": self.identity_header}
 
     def client_ssl_context(self):
         """An ssl.SSLContext trusting the double's CA (for httpx: `verify=double.client_ssl_context()`)."""

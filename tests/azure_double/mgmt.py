@@ -23,6 +23,7 @@ ACCT = PROV + r"/Microsoft\.Storage/storageAccounts/(?P<account>[^/]+)"
 APP = PROV + r"/Microsoft\.App/containerApps/(?P<app>[^/]+)"
 REV = APP + r"/revisions/(?P<rev>[^/]+)"
 LOC = SUB + r"/providers/Microsoft\.App/locations/(?P<loc>[^/]+)"
+MSI_PATH = "/msi/token"
 
 DEFAULT_USAGES = [
     ("ManagedEnvironmentConsumptionT4Gpus", "Managed Environment Consumption T4 Gpus", 0, 1),
@@ -133,6 +134,8 @@ class Management:
         return self.error(404, code, f"The {rtype} '{what}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
 
     def handle(self, req: Request) -> Response:
+        if req.path.rstrip("/") == MSI_PATH:
+            return self.msi_token(req)
         auth = req.header("authorization") or ""
         if not auth.startswith("Bearer ") or auth[7:] != self.d.token:
             why = "The access token is missing." if not auth else "The access token is invalid."
@@ -163,6 +166,17 @@ class Management:
         if matched_path:
             return self.error(405, "MethodNotAllowed", f"The requested resource does not support http method '{req.method}'.")
         return self.error(404, "InvalidResourceType", f"The double does not implement {req.method} {req.path}")
+
+    def msi_token(self, req: Request) -> Response:
+        """The managed identity endpoint (App Service / Container Apps protocol, api-version 2019-08-01):
+        what azure-identity's ManagedIdentityCredential, and so DefaultAzureCredential, asks when
+        IDENTITY_ENDPOINT and IDENTITY_HEADER are set. Hands out the double's bearer token."""
+        if req.header("x-identity-header") != self.d.identity_header:
+            return self.json(401, {"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong"})
+        if req.q("api-version") != "2019-08-01" or not req.q("resource"):
+            return self.json(400, {"statusCode": 400, "message": "api-version=2019-08-01 and resource are required"})
+        return self.json(200, {"access_token": self.d.token, "expires_on": str(int(time.time()) + 3600),
+                               "resource": req.q("resource"), "token_type": "Bearer"})
 
     def _fault(self, rule) -> Response:
         if rule.kind == "throttle":

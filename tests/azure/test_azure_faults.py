@@ -1,0 +1,166 @@
+"""Faults from the Azure test double: each is retried (azure-core's policies) or reported clearly,
+and nothing is lost or half-written."""
+import json
+import threading
+import time
+
+import pytest
+
+import aitk_nb
+from aitk_nb.errors import AitkError
+from azure_helpers import config_of, share_matches
+from helpers import REPO
+
+pytestmark = pytest.mark.timeout(300)
+DEPLOYMENT_PUT = r"/deployments/aitk-inference\?"
+
+
+def provision(project, **kw):
+    return aitk_nb.provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus"},
+                             progress=False, **kw)
+
+
+def statuses(double, method, pattern):
+    import re
+
+    return [r.status for r in double.requests if r.method == method and re.search(pattern, r.path)]
+
+
+def test_throttling_and_server_errors_are_retried(azure, project, small_assets):
+    azure.faults.throttle("PUT", DEPLOYMENT_PUT, count=2, retry_after=1)
+    azure.faults.error("GET", r"/containerApps/[^/?]+\?", status=503, count=1, retry_after=1)
+    provision(project)
+    assert statuses(azure, "PUT", DEPLOYMENT_PUT)[:3] == [429, 429, 201]
+    config = config_of(project)
+
+    model, adapter = small_assets
+    azure.faults.error("PUT", r"model\.safetensors\?comp=range", status=503, count=2)  # ServerBusy
+    azure.faults.error("POST", r"/restart\?", status=500, count=1)
+    result = aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
+    assert result.health["status"] == "ok"
+    assert statuses(azure, "PUT", r"model\.safetensors\?comp=range").count(503) == 2
+    assert statuses(azure, "POST", r"/restart\?")[:2] == [500, 200]
+    share_matches(azure, config, "model-cache/tiny-base", model)
+
+
+def test_an_interrupted_deploy_rerun_ends_with_every_file_equal(azure, project, small_assets):
+    """Connections dropped mid-upload until the SDK's retries give up: the deploy fails naming the
+    file, the settings still point at what was there before, and a re-run sends what is missing."""
+    provision(project)
+    config = config_of(project)
+    model, adapter = small_assets
+    azure.faults.reset_connection("PUT", r"tiny-base/model\.safetensors\?comp=range", count=50, after_bytes=64 * 1024)
+    with pytest.raises(AitkError, match=r"uploading model-cache/tiny-base/model\.safetensors"):
+        aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
+    stored = azure.state.files(config["STORAGE_ACCOUNT_NAME"], config["FILE_SHARE_NAME"])
+    assert "inference/settings.json" not in stored  # written last: never points at half-synced files
+    half = stored.get("model-cache/tiny-base/model.safetensors")
+    assert half is not None and half != (model / "model.safetensors").read_bytes()  # the trap: right size, wrong bytes
+
+    azure.faults.clear()
+    azure.clear_requests()
+    result = aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
+    assert result.health["status"] == "ok"
+    for dest, local in (("model-cache/tiny-base", model), ("models/my-adapter", adapter),
+                        ("inference/inference_app", REPO / "inference_app")):
+        share_matches(azure, config, dest, local)
+    sent = azure.uploaded_bytes()
+    size = (model / "model.safetensors").stat().st_size
+    assert size <= sent < size + 200_000  # the broken file again (and settings.json), not what was already there
+
+
+def test_a_failed_deployment_names_the_code_message_and_resource(azure, project):
+    azure.faults.fail_deployment(code="InvalidParameterValue", message="The GPU profile is not offered here.",
+                                 resource="Microsoft.App/managedEnvironments")
+    with pytest.raises(AitkError) as e:
+        provision(project)
+    text = str(e.value)
+    assert "InvalidParameterValue" in text and "The GPU profile is not offered here." in text
+    assert "Microsoft.App/managedEnvironments" in text
+    assert not (project / "infra/inference.config.json").exists()
+
+
+def test_short_gpu_quota_stops_before_anything_is_created(azure, project):
+    azure.set_quota("ManagedEnvironmentConsumptionT4Gpus", limit=0)
+    with pytest.raises(AitkError, match=r"GPU quota short in eastus: .*maximumInstanceCount is 1; request more quota"):
+        provision(project)
+    assert statuses(azure, "PUT", DEPLOYMENT_PUT) == []
+
+
+def test_a_revision_that_never_becomes_healthy_is_reported_with_its_logs(azure, project, small_assets):
+    provision(project)
+    model, adapter = small_assets
+    azure.faults.revision_never_healthy()
+    t0 = time.monotonic()
+    with pytest.raises(AitkError) as e:
+        aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False, timeout=60)
+    assert time.monotonic() - t0 < 45  # reported when the revision is Degraded, not at the time limit
+    text = str(e.value)
+    assert "Degraded" in text and "model failed to load (injected)" in text and "%aitk logs" in text
+
+
+def test_readiness_wait_has_a_limit(azure, project, small_assets):
+    provision(project)
+    model, adapter = small_assets
+    azure.activation_seconds = 30  # still starting when the limit comes
+    with pytest.raises(AitkError, match=r"/health did not answer 200 within 3 s"):
+        aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False, timeout=3)
+
+
+def test_a_provision_interrupted_by_a_kernel_restart_resumes_the_same_deployment(azure, project, monkeypatch):
+    """The poller's continuation token is kept on disk; provisioning again picks it up instead of
+    starting another deployment."""
+    from aitk_nb.azure import deployment
+
+    azure.resource_seconds = 0.4
+    real_report = deployment._report_operations
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # the user stops the cell (or the kernel dies) while it polls
+
+    monkeypatch.setattr(deployment, "_report_operations", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        provision(project)
+    saved = json.loads((project / ".aitk/azure/deployment.json").read_text())
+    assert saved["continuation_token"] and not (project / "infra/inference.config.json").exists()
+    monkeypatch.setattr(deployment, "_report_operations", real_report)
+    provision(project)
+    assert len(statuses(azure, "PUT", DEPLOYMENT_PUT)) == 1  # one deployment, resumed
+    assert config_of(project)["ACA_APP_ENDPOINT"].startswith("https://")
+    assert not (project / ".aitk/azure/deployment.json").exists()
+
+
+def test_the_log_stream_reconnects_when_it_drops(azure, project):
+    provision(project)
+    app = config_of(project)["ACA_APP_NAME"]
+    from aitk_nb.targets import get_target
+    from aitk_nb.config import InferenceConfig
+    from aitk_nb.project import find_project
+
+    proj = find_project(project)
+    target = get_target(InferenceConfig.load(proj.config_path), proj)
+    azure.log_follow_seconds = 1.0
+    azure.faults.drop_stream(count=1, after_lines=1)
+    seen: list[str] = []
+
+    def follow():
+        for line in target.follow():
+            seen.append(line)
+            if "after the drop" in line:
+                return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    azure.state.add_log(app, "before the drop")
+    time.sleep(3.5)  # the stream is cut after one line; the follower reconnects (backoff 2 s)
+    azure.state.add_log(app, "after the drop")
+    reader.join(timeout=30)
+    assert not reader.is_alive(), seen
+    assert any("after the drop" in line for line in seen)
+
+
+def test_azure_unreachable_is_one_clear_line(azure, project, monkeypatch):
+    monkeypatch.setenv("AITK_ARM_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(AitkError, match="cannot reach Azure"):
+        provision(project)

@@ -32,8 +32,11 @@ def share_client(session: AzureSession, resource_group: str, account: str, share
 
 
 class AzureFilesRemote:
-    def __init__(self, share):
+    """`chunk_concurrency`: ranges of one large file in flight at once (1 = one sequential stream)."""
+
+    def __init__(self, share, *, chunk_concurrency: int = CHUNK_CONCURRENCY):
         self.share = share
+        self.chunk_concurrency = chunk_concurrency
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
 
@@ -77,7 +80,7 @@ class AzureFilesRemote:
             # Content-MD5 is what the next deploy compares, so it is set only once every range is in:
             # set at create (as upload_file's content_settings does), an interrupted upload would leave
             # a file of the right size claiming the final MD5 over missing ranges, and never be re-sent
-            client.upload_file(f, length=state.size, max_concurrency=CHUNK_CONCURRENCY, progress_hook=hook)
+            client.upload_file(f, length=state.size, max_concurrency=self.chunk_concurrency, progress_hook=hook)
             client.set_http_headers(ContentSettings(content_md5=bytearray(state.md5)))
 
     def read_bytes(self, path: str) -> bytes | None:

@@ -20,20 +20,28 @@ cells = [
                       "Provision an inference environment, deploy a base model with a LoRA adapter, and compare "
                       "base vs fine-tuned answers — all from this notebook. This runs on the **local target** "
                       "(no Azure account needed); `--target azure` runs the same flow on Azure Container Apps."),
-    code("%load_ext aitk_nb\nimport os\nport = int(os.environ.get(\"AITK_PORT\", \"7860\"))  # the local endpoint's port"),
+    code("%load_ext aitk_nb\nimport os\n\nport = int(os.environ.get(\"AITK_PORT\", \"7860\"))  # the local endpoint's port\n"
+         "# where to provision: the local target unless AITK_TARGET_OPTIONS says otherwise, e.g.\n"
+         "# \"--target azure --resource-group rg-aitk --location swedencentral\" (after `az login`)\n"
+         "target = os.environ.get(\"AITK_TARGET_OPTIONS\") or f\"--target local --port {port}\""),
     new_markdown_cell("## 1. The model and the adapter\n\nThe demo base model is SmolLM2-135M-Instruct; the adapter "
                       "is a LoRA fine-tune on a few invented facts the base model cannot know. Both are built once "
                       "and cached. With your own fine-tune, point `--model` and `--adapter` at its folders."),
     code("from aitk_nb.demo import demo_assets\nassets = demo_assets()\nassets", "assets"),
     new_markdown_cell("## 2. Provision\n\nCreates the environment from `infra/provision/inference.json` and the parameters "
-                      "file, and writes `infra/inference.config.json`. `--what-if` previews without changing anything."),
-    code("%aitk provision --target local --port $port --what-if"),
-    code("%aitk provision --target local --port $port", "provision"),
+                      "file, and writes `infra/inference.config.json`. `%aitk provision` with no options shows a form "
+                      "(target, names checked as you type, Preview / Provision / Save parameters); the same with "
+                      "options runs directly. `--what-if` previews without changing anything."),
+    code("%aitk provision", "provision-form"),
+    code("%aitk provision $target --what-if"),
+    code("%aitk provision $target", "provision"),
     new_markdown_cell("## 3. Deploy\n\nSyncs the inference app, the base model and the adapter to the share (only changed "
                       "files), restarts the replica and waits until `/health` answers. The adapter is served under its "
-                      "folder name."),
+                      "folder name. `%aitk deploy` alone offers the adapters it finds (the project's `models/` and the "
+                      "cache); `%aitk` alone shows the status card."),
+    code("%aitk deploy", "deploy-form"),
     code("%aitk deploy --model \"{assets.base_model}\" --adapter \"{assets.adapter}\"", "deploy"),
-    code("%aitk status", "status"),
+    code("%aitk", "status"),
     code("%aitk endpoint", "endpoint"),
     new_markdown_cell("## 4. Evaluate base vs fine-tuned\n\nOne prompt per line, or JSON lines with an `expected` answer. "
                       "Each prompt runs against each variant through the Gradio API."),
@@ -44,7 +52,7 @@ cells = [
     new_markdown_cell("## 5. The OpenAI-compatible API\n\nAny OpenAI client works against `/v1`; `model` picks the "
                       "adapter (or `base`)."),
     code("import aitk_nb\nfrom openai import OpenAI\n\n"
-         "client = OpenAI(base_url=aitk_nb.endpoint().openai_base_url, api_key=os.environ.get(\"AITK_API_KEY\", \"none\"))\n"
+         "client = OpenAI(base_url=aitk_nb.endpoint().openai_base_url, api_key=aitk_nb.endpoint().api_key() or \"none\")\n"
          "reply = client.chat.completions.create(\n"
          "    model=assets.adapter_name,\n"
          "    messages=[{\"role\": \"user\", \"content\": \"What is the capital of Quorvania?\"}],\n"

@@ -55,6 +55,7 @@ class Apps:
         self.records: dict[str, AppRecord] = {}          # app id lower -> record
         self.auth_tokens: dict[str, tuple[str, float]] = {}  # token -> (app id lower, expires)
         self.upstreams: dict[str, str | None] = {}       # app name -> URL of a real server
+        self.runner = None                                # a ReplicaRunner: real processes (run_replicas)
         self._lock = threading.RLock()
 
     @property
@@ -103,6 +104,8 @@ class Apps:
                         old.active = False
                 rec.revisions.append(rev)
                 self._startup_logs(rec, rev)
+                if self.runner is not None:
+                    self.runner.start(rec, rev)
             if rec.ingress is None and config.get("ingress"):
                 rec.ingress = HTTPSServer(_Ingress(self, rec), self.d._ssl).start()
         ingress = config.get("ingress")
@@ -136,6 +139,8 @@ class Apps:
         now = time.time()
         if now < rev.ready_at:
             return "Activating", "None", "Waiting for the startup probe."
+        if self.runner is not None and rev is rec.revisions[-1] and self.runner.exited(rec.name):
+            return "Degraded", "Unhealthy", "Container 'inference' exited; the replica is restarting (CrashLoopBackOff)."
         if self.d.faults.is_never_healthy(rec.name):
             if now < rev.ready_at + 2 * self.d.activation_seconds:
                 return "Activating", "Unhealthy", "Startup probe failed: HTTP probe failed with statuscode: 503"
@@ -146,6 +151,8 @@ class Apps:
         add = self.d.state.add_log
         add(rec.name, f"Connecting to the container 'inference' of revision {rev.name}...")
         add(rec.name, "Successfully Connected to container: 'inference'")
+        if self.runner is not None:
+            return  # the real process's output follows
         if self.d.faults.is_never_healthy(rec.name):
             add(rec.name, "Traceback (most recent call last): RuntimeError: model failed to load (injected)")
             add(rec.name, "Startup probe failed: HTTP probe failed with statuscode: 503")
@@ -168,12 +175,16 @@ class Apps:
         rec = self.records.get(body["id"].lower())
         if rec is not None:
             rec.deleted = True
+            if self.runner is not None:
+                self.runner.stop(rec.name)
             if rec.ingress is not None:
                 rec.ingress.stop()
                 rec.ingress = None
         self.d.state.app_secrets.pop(body["id"].lower(), None)
 
     def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
         for rec in list(self.records.values()):
             if rec.ingress is not None:
                 rec.ingress.stop()
@@ -232,10 +243,14 @@ class Apps:
 
         def done():
             rec.stopped = action.lower() == "stop"
+            if self.runner is not None and rec.stopped:
+                self.runner.stop(rec.name)
             if not rec.stopped:
                 rev = rec.revisions[-1]
                 rev.ready_at = time.time() + self.d.activation_seconds
                 self._startup_logs(rec, rev)
+                if self.runner is not None:
+                    self.runner.start(rec, rev)
 
         op = self.d.timed_op(on_done=done, result=lambda: (200, self.internal_view(self.d.state.get(rec.id))))
         return self.m.json(202, None, {"Location": self.d.op_urls(op, req.q("api-version"))["Location"], **self.d.retry_headers()})
@@ -309,6 +324,8 @@ class Apps:
         r.replica_suffix = secrets.token_hex(4)
         self.d.state.add_log(rec.name, f"Restarting revision {r.name} (restart {r.restarts})")
         self._startup_logs(rec, r)
+        if self.runner is not None:
+            self.runner.start(rec, r)
         return self.m.json(200)
 
     def activate_revision(self, req: Request, sub: str, rg: str, app: str, rev: str, action: str) -> Response:

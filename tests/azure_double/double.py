@@ -225,6 +225,15 @@ class AzureDouble(Hooks):
         folder) instead of the built-in stand-in."""
         self.apps.upstreams[app] = url
 
+    def run_replicas(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        """From now on, each revision runs for real: the container's command over the share's folder,
+        behind the app's ingress (see replicas.py). `python` runs the server (default: this one)."""
+        import sys
+
+        from .replicas import ReplicaRunner
+
+        self.apps.runner = ReplicaRunner(self.apps, python or sys.executable, env)
+
     def set_quota(self, name: str, limit: float, current: float = 0, location: str | None = None) -> None:
         """Set a Microsoft.App usage (quota), e.g. set_quota("ManagedEnvironmentConsumptionT4Gpus", 0)."""
         self.mgmt.set_usage(name, limit, current, location)

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "provision": "verbs", "deploy": "verbs", "status": "verbs", "endpoint": "verbs", "logs": "verbs",
-    "teardown": "verbs", "evaluate": "evaluation", "AitkError": "errors", "set_credential": "targets",
+    "scale": "verbs", "teardown": "verbs", "evaluate": "evaluation", "AitkError": "errors", "set_credential": "targets",
 }
 __all__ = [*_LAZY, "load_ipython_extension"]
 

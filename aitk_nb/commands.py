@@ -96,6 +96,20 @@ def logs(args, cell: str | None):
     return run(tail=args.tail, follow=args.follow, project=args.project)
 
 
+@magic_arguments(name="%aitk scale")
+@argument("--min", dest="min_replicas", type=int, metavar="N", help="fewest replicas (0: scale to zero when idle)")
+@argument("--max", dest="max_replicas", type=int, metavar="N", help="most replicas (scale out on concurrent requests)")
+@argument("--stop", action="store_true", help="stop the app: no replica at all, nothing billed, the endpoint off")
+@argument("--start", action="store_true", help="start a stopped app again")
+@_project
+def scale(args, cell: str | None):
+    """Scale the app (azure target): replica bounds, or stop it and start it again."""
+    from .verbs import scale as run
+
+    return run(min_replicas=args.min_replicas, max_replicas=args.max_replicas, stop=args.stop, start=args.start,
+               project=args.project)
+
+
 @magic_arguments(name="%aitk teardown")
 @argument("--app-only", action="store_true", help="stop and remove the app, keep the share and its files")
 @argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -128,7 +142,7 @@ def eval_(args, cell: str | None):
 
 VERBS: dict[str, Callable] = {
     "provision": provision, "deploy": deploy, "status": status, "endpoint": endpoint,
-    "logs": logs, "teardown": teardown, "eval": eval_,
+    "logs": logs, "scale": scale, "teardown": teardown, "eval": eval_,
 }
 
 

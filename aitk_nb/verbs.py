@@ -185,6 +185,27 @@ def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.Path
     return None
 
 
+def scale(*, min_replicas: int | None = None, max_replicas: int | None = None, stop: bool = False, start: bool = False,
+          project: str | os.PathLike | None = None, credential: Any = None) -> Card:
+    """Replica bounds (min 0 = scale to zero when idle), or stop the app (no replica at all) and start it
+    again. Azure target only: the local target runs one replica (`teardown --app-only`, `deploy`)."""
+    if stop and start:
+        raise AitkError("--stop and --start: pass one of them")
+    if not (stop or start) and min_replicas is None and max_replicas is None:
+        raise AitkError("nothing to do: pass --min N and/or --max N, or --stop / --start")
+    for flag, value in (("--min", min_replicas), ("--max", max_replicas)):
+        if value is not None and not 0 <= value <= 1000:
+            raise AitkError(f"{flag} {value}: a replica count from 0 to 1000")
+    if max_replicas == 0:
+        raise AitkError("--max 0: Container Apps needs at least one; to have no replica, use --stop")
+    _, cfg, tgt = _context(project, credential)
+    if not hasattr(tgt, "scale"):
+        raise AitkError(f"scale is for the azure target; the {cfg.TARGET} target runs one replica "
+                        "(stop it with `%aitk teardown --app-only`, start it with `%aitk deploy`)")
+    state = tgt.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
+    return Card(f"Scaled {cfg.ACA_APP_NAME}", list(state.items()))
+
+
 def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.PathLike | None = None,
               credential: Any = None) -> Card:
     """Stop the app; unless `app_only`, also remove the environment (the share with its files) and the config."""

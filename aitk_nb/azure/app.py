@@ -122,6 +122,31 @@ def log_lines(session: AzureSession, rg: str, name: str, *, tail: int | None, fo
             params["tailLines"] = "0"  # resume without repeating what was shown
 
 
+def scale(session: AzureSession, rg: str, name: str, *, min_replicas: int | None, max_replicas: int | None,
+          stop: bool = False, start: bool = False) -> dict:
+    """Scale the app: replica bounds (a new revision, as Container Apps makes for template changes),
+    or stop it (no replica, no GPU billed, the endpoint off) and start it again. Returns the state."""
+    from azure.mgmt.appcontainers.models import ContainerApp
+
+    ops = session.apps.container_apps
+    if stop or start:
+        with azure_call(f"{'stopping' if stop else 'starting'} container app {name}"):
+            (ops.begin_stop if stop else ops.begin_start)(rg, name).result()
+    if min_replicas is not None or max_replicas is not None:
+        app = get_app(session, rg, name)
+        template = app.template
+        low = template.scale.min_replicas if min_replicas is None else min_replicas
+        high = template.scale.max_replicas if max_replicas is None else max_replicas
+        if low is not None and high is not None and low > high:
+            raise AzureError(f"--min {low} is above --max {high}; pass bounds with min <= max")
+        template.scale.min_replicas, template.scale.max_replicas = low, high
+        with azure_call(f"scaling container app {name}"):
+            ops.begin_update(rg, name, ContainerApp(location=app.location, template=template)).result()
+    app = get_app(session, rg, name)
+    return {"running": word(app.running_status) or "Running", "min replicas": app.template.scale.min_replicas,
+            "max replicas": app.template.scale.max_replicas, "revision": app.latest_revision_name}
+
+
 def delete_app(session: AzureSession, rg: str, name: str) -> None:
     from azure.core.exceptions import ResourceNotFoundError
 

@@ -162,6 +162,12 @@ class AzureTarget:
 
         return log_lines(self.session, self.resource_group, self._app(), tail=0, follow=True)
 
+    def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> dict:
+        from ..azure import app
+
+        return app.scale(self.session, self.resource_group, self._app(), min_replicas=min_replicas,
+                         max_replicas=max_replicas, stop=stop, start=start)
+
     def teardown(self, *, app_only: bool) -> list[str]:
         from ..azure import app
 

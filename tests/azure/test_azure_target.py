@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from IPython.core.error import UsageError
@@ -183,3 +184,44 @@ def test_several_subscriptions_need_one_named(azure, project):
 def test_a_missing_resource_group_says_which_option(azure, project):
     with pytest.raises(aitk_nb.AitkError, match="--resource-group"):
         aitk_nb.provision("azure", project=project, progress=False)
+
+
+def test_scale_bounds_then_stop_and_start_again(azure, project, small_assets, capsys):
+    import httpx
+
+    aitk_nb.provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus"}, progress=False)
+    model, adapter = small_assets
+    aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
+    config = config_of(project)
+    before = azure.state.of_type("Microsoft.App/containerApps")[0]["properties"]["latestRevisionName"]
+
+    card = aitk_nb.scale(min_replicas=0, max_replicas=3, project=project)
+    rows = dict(card.rows)
+    assert rows["min replicas"] == 0 and rows["max replicas"] == 3 and rows["revision"] != before  # a new revision
+    app = azure.state.of_type("Microsoft.App/containerApps")[0]
+    assert app["properties"]["template"]["scale"]["minReplicas"] == 0
+    assert app["properties"]["template"]["scale"]["maxReplicas"] == 3
+    assert app["properties"]["template"]["scale"]["rules"]  # the http rule is kept
+    assert aitk_nb.endpoint(project=project).api_key()  # the secrets survived the update
+
+    verify = azure.client_ssl_context()
+    assert dict(aitk_nb.scale(stop=True, project=project).rows)["running"] == "Stopped"
+    assert httpx.get(config["ACA_APP_ENDPOINT"] + "/health", verify=verify).status_code == 404
+    assert dict(aitk_nb.scale(start=True, project=project).rows)["running"] == "Running"
+    deadline = time.monotonic() + 30
+    while httpx.get(config["ACA_APP_ENDPOINT"] + "/health", verify=verify).status_code != 200:
+        assert time.monotonic() < deadline, "the app did not come back"
+        time.sleep(0.2)
+
+    with pytest.raises(aitk_nb.AitkError, match="--min 4 is above --max 3"):
+        aitk_nb.scale(min_replicas=4, project=project)
+    with pytest.raises(aitk_nb.AitkError, match="--max 0: .* use --stop"):
+        aitk_nb.scale(max_replicas=0, project=project)
+
+
+def test_scale_on_the_local_target_says_what_to_do_instead(project):
+    from helpers import free_port
+
+    aitk_nb.provision("local", project=project, port=free_port(), progress=False)
+    with pytest.raises(aitk_nb.AitkError, match="scale is for the azure target; the local target runs one replica"):
+        aitk_nb.scale(min_replicas=0, project=project)

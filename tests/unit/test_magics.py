@@ -29,7 +29,7 @@ def usage_error(shell, line, cell=None) -> str:
 def test_unknown_verb(shell, project, monkeypatch):
     monkeypatch.chdir(project)
     assert usage_error(shell, "deplyo") == ("unknown verb 'deplyo'; use one of: provision, deploy, status, endpoint, "
-                                            "logs, teardown, eval (see `%aitk help`)")
+                                            "logs, scale, teardown, eval (see `%aitk help`)")
 
 
 def test_a_usage_error_shows_as_one_line_in_the_cell(shell, project, monkeypatch, capsys):

@@ -12,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aitk", description="Provision, deploy and evaluate fine-tuned LoRA adapters.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, handler in commands.VERBS.items():
-        p = sub.add_parser(verb, parents=[handler.parser], add_help=False, help=(handler.__doc__ or "").splitlines()[0],
+        p = sub.add_parser(verb, parents=[handler.parser], help=(handler.__doc__ or "").splitlines()[0],
                            description=handler.parser.description)
         p.set_defaults(handler=handler)
         if verb == "eval":

@@ -25,6 +25,8 @@ class AitkMagics(Magics):
         handler = commands.VERBS.get(verb)
         if handler is None:
             raise UsageError(f"unknown verb {verb!r}; use one of: {', '.join(commands.VERBS)} (see `%aitk help`)")
+        if verb in FORMS and cell is None and not rest.strip() and _in_notebook(self.shell):
+            return _form(verb)  # no options in a notebook: the form (a terminal keeps the defaults)
         if verb == "eval" and cell is None:
             raise UsageError("eval is a cell magic: put `%%aitk eval` on the first line and the prompts below it")
         # posix splitting, so a quoted path ("{assets.adapter}" with spaces) loses its quotes as in a shell
@@ -34,6 +36,29 @@ class AitkMagics(Magics):
         except AitkError as e:
             # exactly UsageError: IPython shows it as one line, no traceback (STYLE.md)
             raise UsageError(str(e)) from None
+
+
+FORMS = ("provision", "deploy")
+
+
+def _in_notebook(shell) -> bool:
+    from .widgets import in_notebook
+
+    return in_notebook(shell)
+
+
+def _form(verb: str):
+    from . import widgets
+
+    try:
+        return widgets.provision_form() if verb == "provision" else widgets.deploy_form()
+    except AitkError as e:
+        raise UsageError(str(e)) from None
+    except ModuleNotFoundError as e:
+        if e.name != "ipywidgets":
+            raise
+        raise UsageError(f"the {verb} form needs ipywidgets (`pip install ipywidgets`); or pass options, "
+                         f"see `%aitk {verb} --help`") from None
 
 
 AitkMagics.aitk.__doc__ = "aitk-nb: provision, deploy and evaluate fine-tuned adapters.\n\n" + commands.overview()

@@ -9,16 +9,25 @@ if TYPE_CHECKING:
     from .share import Settings
 
 
+# state words a card shows as a coloured badge (replica state, deploy state)
+_BADGES = {"running": ("#e6f4ea", "#1e7e34"), "ready": ("#e6f4ea", "#1e7e34"), "starting": ("#fff4e5", "#a15c00"),
+           "crashed": ("#fce8e6", "#c62828"), "stopped": ("#f1f3f4", "#555"), "not provisioned": ("#f1f3f4", "#555")}
+_BADGE_KEYS = ("replica", "state")
+
+
 def _table_html(rows: list[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{_cell(v)}</td></tr>"
-                   for k, v in rows)
+    body = "".join(f"<tr><th style='text-align:left;padding:2px 16px 2px 0;font-weight:600'>{html.escape(k)}</th>"
+                   f"<td style='text-align:left'>{_cell(v, k)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, key: str = "") -> str:
     if isinstance(v, str) and v.startswith(("http://", "https://")):
         e = html.escape(v)
         return f"<a href='{e}' target='_blank'>{e}</a>"
+    if key in _BADGE_KEYS and isinstance(v, str):
+        bg, fg = next((c for word, c in _BADGES.items() if v.startswith(word)), ("#f1f3f4", "#555"))
+        return f"<span style='background:{bg};color:{fg};border-radius:8px;padding:1px 8px'>{html.escape(v)}</span>"
     return html.escape("—" if v is None else str(v))
 
 
@@ -42,8 +51,11 @@ class Card:
         p.text(str(self))
 
     def _repr_html_(self) -> str:
-        notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
-        return f"<div class='aitk-card'><b>{html.escape(self.title)}</b>{_table_html(self.rows)}{notes}</div>"
+        notes = "".join(f"<div style='color:#555;white-space:pre-wrap;margin-top:4px'>{html.escape(n)}</div>"
+                        for n in self.notes)
+        return (f"<div class='aitk-card' style='border:1px solid #ddd;border-radius:6px;padding:8px 12px;"
+                f"display:inline-block;min-width:420px'><div style='font-weight:600;margin-bottom:4px'>"
+                f"{html.escape(self.title)}</div>{_table_html(self.rows)}{notes}</div>")
 
 
 class Displayable:
@@ -75,7 +87,7 @@ class Status(Displayable):
 
     def card(self) -> Card:
         rows = [("target", self.target), ("app", self.app), ("endpoint", self.endpoint), ("replica", self.replica),
-                ("started", self.started), ("base model", self.settings and self.settings.base_model),
+                ("last deploy (replica started)", self.started), ("base model", self.settings and self.settings.base_model),
                 ("adapters", self.settings and ", ".join(self.settings.adapters) or None)]
         notes = [f"last log lines:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
         return Card("aitk-nb status", rows, notes)

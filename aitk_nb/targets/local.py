@@ -232,10 +232,14 @@ class LocalTarget:
         url = record.endpoint + record.probe_path
         limit = record.startup_timeout if timeout is None else timeout
         start = time.monotonic()
-        with tqdm(total=round(limit), desc=f"waiting for {record.probe_path}", unit="s", disable=not progress,
-                  bar_format="{desc}: {n:.0f}s elapsed {postfix}") as bar, httpx.Client(timeout=5.0) as client:
+        # no total: the wait has a limit, not a known length (a notebook shows a full bar that ends
+        # green, or red on a crash or timeout; a terminal a counter with the last HTTP status)
+        with tqdm(total=None, desc=f"waiting for {record.probe_path} (up to {limit:.0f} s)", unit="s",
+                  disable=not progress, bar_format="{desc}: {n:.0f} s{postfix}") as bar, \
+                httpx.Client(timeout=5.0) as client:
             while True:
                 if not _alive(info["pid"], info.get("proc_start")):
+                    _failed(bar, "replica exited")
                     code = self.exit_code()
                     raise ReplicaCrashedError(
                         f"the replica exited{f' with code {code}' if code is not None else ''} before {record.probe_path} "
@@ -245,11 +249,13 @@ class LocalTarget:
                     r = client.get(url)
                     bar.set_postfix_str(f"HTTP {r.status_code}")
                     if r.status_code == 200:
+                        bar.set_postfix_str("ready")
                         return r.json()
                 elapsed = time.monotonic() - start
                 bar.n = elapsed
                 bar.refresh()
                 if elapsed > limit:
+                    _failed(bar, "timed out")
                     raise ReadinessTimeoutError(
                         f"{url} did not answer 200 within {limit:.0f} s; see `%aitk logs`, or wait longer with "
                         "`%aitk deploy --no-restart` once it is up")
@@ -301,6 +307,13 @@ class LocalTarget:
             shutil.rmtree(self.dir)
             removed.append(f"local environment {self.dir} removed")
         return removed
+
+
+def _failed(bar, why: str) -> None:
+    """Mark a progress bar as failed: tqdm.notebook's bar turns red (it would close green)."""
+    bar.set_postfix_str(why)
+    if hasattr(bar, "container"):  # tqdm.notebook
+        bar.disp(bar_style="danger")
 
 
 def _port_free(port: int) -> bool:

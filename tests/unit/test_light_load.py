@@ -1,0 +1,46 @@
+"""`import aitk_nb` and `%load_ext aitk_nb` stay light (issue 4): the heavy libraries are imported
+when a verb first needs them. Checked in a fresh interpreter, where sys.modules starts empty."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("azure", "gradio_client", "pandas", "ipywidgets", "matplotlib", "numpy", "httpx", "tqdm", "torch")
+
+PROBE = """
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+before = set(sys.modules)
+import aitk_nb
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "aitk_nb")
+ip.find_line_magic("aitk").__doc__  # %aitk? builds the help from every verb's parser
+new = set(sys.modules) - before
+print(json.dumps(sorted(m for m in new if m.split(".")[0] in HEAVY)))
+""".replace("HEAVY", repr(HEAVY))
+
+
+def test_import_and_load_ext_pull_no_heavy_library():
+    out = subprocess.run([sys.executable, "-c", PROBE], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_the_heavy_libraries_come_when_a_form_is_built(tmp_path):
+    probe = ("import sys, aitk_nb.widgets as w; assert 'ipywidgets' not in sys.modules; "
+             "from aitk_nb.widgets.provision import ProvisionForm; print('ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "True"
+
+
+@pytest.mark.parametrize("verb", ["provision", "deploy", "status", "endpoint", "logs", "scale", "teardown", "eval", "demo"])
+def test_every_cli_verb_has_help(verb, capsys):
+    from aitk_nb.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([verb, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: aitk {verb}")
+    assert {"provision": "--what-if", "deploy": "--adapter PATH", "eval": "PROMPTS_FILE", "teardown": "--yes",
+            "logs": "--tail N", "scale": "--stop", "demo": "--port"}.get(verb, "--project") in out

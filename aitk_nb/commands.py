@@ -126,18 +126,21 @@ def teardown(args, cell: str | None):
 @argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default 4)")
 @argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens per answer (default 64)")
 @argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-@argument("--scoring", choices=("contains", "exact"), default="contains", help="how an answer matches expected")
+@argument("--scoring", choices=("contains", "exact"), default="contains", help="how an answer matches expected (a function: the Python API, evaluate(scoring=fn))")
+@argument("--api", choices=("gradio", "openai"), default="gradio",
+          help="the Gradio API (default; answer sizes in words) or the OpenAI-compatible route (reports tokens)")
 @argument("--out", metavar="FILE", help="also save the rows (.csv, else JSON lines)")
 @argument("--endpoint", metavar="URL", help="evaluate this endpoint instead of the deployed one")
 @_project
 def eval_(args, cell: str | None):
-    """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ...})
-    against each variant through the Gradio API; shows accuracy and latency per variant."""
+    """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ..., "group": ...})
+    against each variant; shows answers, accuracy (per group too), latency and throughput per variant,
+    and a plot. Kernel > Interrupt stops it and keeps the answers received."""
     from .evaluation import evaluate
 
     return evaluate(cell or "", variants=args.variants, endpoint=args.endpoint, project=args.project,
                     concurrency=args.concurrency, max_new_tokens=args.max_new_tokens,
-                    temperature=args.temperature, scoring=args.scoring, out=args.out)
+                    temperature=args.temperature, scoring=args.scoring, api=args.api, out=args.out)
 
 
 VERBS: dict[str, Callable] = {

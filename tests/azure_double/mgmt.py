@@ -24,6 +24,7 @@ APP = PROV + r"/Microsoft\.App/containerApps/(?P<app>[^/]+)"
 REV = APP + r"/revisions/(?P<rev>[^/]+)"
 LOC = SUB + r"/providers/Microsoft\.App/locations/(?P<loc>[^/]+)"
 MSI_PATH = "/msi/token"
+STATS_PATH = "/_double/stats"
 
 DEFAULT_USAGES = [
     ("ManagedEnvironmentConsumptionT4Gpus", "Managed Environment Consumption T4 Gpus", 0, 1),
@@ -136,6 +137,8 @@ class Management:
     def handle(self, req: Request) -> Response:
         if req.path.rstrip("/") == MSI_PATH:
             return self.msi_token(req)
+        if req.path.rstrip("/") == STATS_PATH:  # for a process that runs the double (python -m azure_double)
+            return self.json(200, {"uploaded_bytes": self.d.uploaded_bytes(), "requests": len(self.d.requests)})
         auth = req.header("authorization") or ""
         if not auth.startswith("Bearer ") or auth[7:] != self.d.token:
             why = "The access token is missing." if not auth else "The access token is invalid."

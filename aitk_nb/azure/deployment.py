@@ -56,8 +56,12 @@ def what_if(session: AzureSession, req: DeploymentRequest) -> list[tuple[str, st
     return [(_short(c.resource_id), str(getattr(c.change_type, "value", c.change_type))) for c in result.changes or []]
 
 
-def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, progress: bool = True) -> dict[str, Any]:
-    """Create or update; live per-resource progress; returns the template outputs."""
+def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, progress: bool = True,
+           resources: int | None = None) -> dict[str, Any]:
+    """Create or update; live per-resource progress (a bar over `resources`, a line per state change);
+    returns the template outputs."""
+    from tqdm.auto import tqdm
+
     deployments = session.deployments.deployments
     token = _saved_token(state_file, req.resource_group)
     with azure_call("starting the deployment"):
@@ -67,20 +71,21 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, p
             poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body())
     write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": DEPLOYMENT_NAME,
                                    "continuation_token": poller.continuation_token()})
-    seen: dict[str, str] = {}
-    try:
-        with azure_call("deploying the template"):
-            while not poller.done():
-                _report_operations(session, req.resource_group, seen, progress)
-                poller.wait(POLL_SECONDS)
-            result = poller.result()
-    except AzureError as e:
-        state_file.unlink(missing_ok=True)  # finished, if badly: nothing to resume
-        _report_operations(session, req.resource_group, seen, progress)
-        raise AzureError(f"the deployment failed: {_failure(session, req.resource_group, e)}", code=e.code,
-                         status=e.status, request_id=e.request_id) from e
-    state_file.unlink(missing_ok=True)
-    _report_operations(session, req.resource_group, seen, progress)
+    with tqdm(total=resources, desc=f"deployment {DEPLOYMENT_NAME}", unit="resource", disable=not progress) as bar:
+        tracker = _Tracker(bar, progress)
+        try:
+            with azure_call("deploying the template"):
+                while not poller.done():
+                    _report_operations(session, req.resource_group, tracker)
+                    poller.wait(POLL_SECONDS)
+                result = poller.result()
+        except AzureError as e:
+            state_file.unlink(missing_ok=True)  # finished, if badly: nothing to resume
+            _report_operations(session, req.resource_group, tracker)
+            raise AzureError(f"the deployment failed: {_failure(session, req.resource_group, e)}", code=e.code,
+                             status=e.status, request_id=e.request_id) from e
+        state_file.unlink(missing_ok=True)
+        _report_operations(session, req.resource_group, tracker)
     props = result.properties
     state = word(props.provisioning_state)
     if state != "Succeeded":
@@ -88,19 +93,34 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, p
     return {k: v.get("value") for k, v in (props.outputs or {}).items()}
 
 
-def _report_operations(session: AzureSession, rg: str, seen: dict[str, str], progress: bool) -> None:
+class _Tracker:
+    """Each resource's last state: a line when it changes, the bar advanced when it is done."""
+
+    DONE = ("Succeeded", "Failed", "Canceled")
+
+    def __init__(self, bar, progress: bool):
+        self.bar, self.progress, self.seen = bar, progress, {}
+
+    def update(self, name: str, state: str) -> None:
+        if self.seen.get(name) == state:
+            return
+        was_done = self.seen.get(name) in self.DONE
+        self.seen[name] = state
+        if not self.progress:
+            return
+        self.bar.write(f"  {state:<10} {name}")
+        if state in self.DONE and not was_done:
+            self.bar.update(1)
+        self.bar.set_postfix_str(f"{state} {name.rsplit(' ', 1)[-1]}")
+
+
+def _report_operations(session: AzureSession, rg: str, tracker: _Tracker) -> None:
     with azure_call("reading deployment progress"):
         ops = list(session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME))
-    for op in ops:
+    for op in reversed(ops):  # ARM lists the newest first
         target = op.properties.target_resource
-        if target is None:
-            continue
-        name = f"{target.resource_type} {target.resource_name}"
-        state = word(op.properties.provisioning_state)
-        if seen.get(name) != state:
-            seen[name] = state
-            if progress:
-                print(f"  {state:<10} {name}", flush=True)
+        if target is not None:
+            tracker.update(f"{target.resource_type} {target.resource_name}", word(op.properties.provisioning_state))
 
 
 def _failure(session: AzureSession, rg: str, error) -> str:

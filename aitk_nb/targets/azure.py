@@ -81,7 +81,7 @@ class AzureTarget:
         deployment.validate(self.session, req)
         changes = deployment.what_if(self.session, req)
         outputs = deployment.deploy(self.session, req, state_file=self.project.state_dir / "azure" / "deployment.json",
-                                    progress=progress)
+                                    progress=progress, resources=len(changes) or None)
         known = set(InferenceConfig.__dataclass_fields__)
         config = InferenceConfig(TARGET="azure", **{k: v for k, v in outputs.items() if k in known and k != "TARGET"})
         return config, changes

@@ -43,12 +43,19 @@ cells = [
     code("%aitk deploy --model \"{assets.base_model}\" --adapter \"{assets.adapter}\"", "deploy"),
     code("%aitk", "status"),
     code("%aitk endpoint", "endpoint"),
-    new_markdown_cell("## 4. Evaluate base vs fine-tuned\n\nOne prompt per line, or JSON lines with an `expected` answer. "
-                      "Each prompt runs against each variant through the Gradio API."),
+    new_markdown_cell("## 4. Evaluate base vs fine-tuned\n\nOne prompt per line, or JSON lines with an `expected` answer "
+                      "and an optional `group` (here the *facts* the adapter learned, and general-knowledge *controls*). "
+                      "Each prompt runs against each variant through the Gradio API; the report shows every answer, "
+                      "accuracy per variant and per group, latency p50/p95, words/s and a plot. Options: "
+                      "`--scoring exact`, `--api openai` (the OpenAI route, which reports token counts), "
+                      "`--out FILE` (.csv or .jsonl). *Kernel › Interrupt* stops a long evaluation and keeps the "
+                      "answers received. In Python, `aitk_nb.evaluate(prompts, scoring=my_function)` scores with your "
+                      "own function."),
     code(f"%%aitk eval --variants base,{{assets.adapter_name}} --max-new-tokens 32 --out eval_results.csv\n{eval_lines}".replace(
         "{assets.adapter_name}", "demo-facts"), "eval"),
     code("report = _\n{v: report.accuracy(v) for v in report.variants}", "accuracy"),
-    code("report.to_pandas()[[\"prompt\", \"variant\", \"answer\", \"match\", \"latency_s\"]]"),
+    code("report.to_pandas()[[\"prompt\", \"variant\", \"group\", \"answer\", \"match\", \"latency_s\"]]"),
+    code("report.to_pandas(\"groups\").pivot(index=\"group\", columns=\"variant\", values=\"accuracy\")", "groups"),
     new_markdown_cell("## 5. The OpenAI-compatible API\n\nAny OpenAI client works against `/v1`; `model` picks the "
                       "adapter (or `base`)."),
     code("import aitk_nb\nfrom openai import OpenAI\n\n"

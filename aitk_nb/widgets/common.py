@@ -12,7 +12,8 @@ ACTION_STYLE = {"create": ("#e6f4ea", "#1e7e34"), "modify": ("#fff4e5", "#a15c00
 
 
 def message_html(text: str, color: str = INFO) -> str:
-    return f"<span style='color:{color}'>{html.escape(text)}</span>"
+    # inline-block with its own line height: a wrapped message stays compact beside its field
+    return f"<span style='color:{color};display:inline-block;line-height:1.3'>{html.escape(text)}</span>"
 
 
 def changes_table(changes: list[tuple[str, str]]) -> str:

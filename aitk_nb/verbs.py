@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +148,7 @@ def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None,
         done = sync.sync(up.source, remote, up.dest, progress=progress)
         synced.append(done.summary())
         if progress:
-            print(done.summary(), file=sys.stderr)
+            print(done.summary(), flush=True)
     # written last: the app never points at files that are not fully synced
     remote.write_bytes(SETTINGS_PATH, settings.dumps())
     health = tgt.restart(wait=wait, timeout=timeout, progress=progress) if restart else None

@@ -172,6 +172,8 @@ class TransformersEngine:
         if self.state is not State.OK:
             raise NotReadyError("the model is still loading; retry when GET /health answers 200")
         variant = self.resolve(request.variant)
+        if self._active >= self.settings.max_concurrency:  # before tokenizing: a refusal costs next to nothing
+            raise OverloadedError(f"{self._active} requests are queued or running (max_concurrency); retry shortly")
         inputs = self._encode(request.messages)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         if prompt_tokens == 0:
@@ -185,8 +187,6 @@ class TransformersEngine:
                 )
             if sampling.max_new_tokens > window - prompt_tokens:
                 sampling = dataclasses.replace(sampling, max_new_tokens=window - prompt_tokens)
-        if self._active >= self.settings.max_concurrency:
-            raise OverloadedError(f"{self._active} requests are queued or running (max_concurrency); retry shortly")
         return Generation(self, inputs, variant, sampling, prompt_tokens)
 
     def _encode(self, messages: list[dict[str, str]]):

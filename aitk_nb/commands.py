@@ -2,6 +2,7 @@
 and the `aitk <verb>` CLI. A handler parses nothing itself: it maps parsed options to one verb call."""
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any, Callable
 
@@ -57,6 +58,9 @@ def provision(args, cell: str | None):
 @argument("--no-restart", action="store_true", help="only sync files")
 @argument("--no-wait", action="store_true", help="restart, but do not wait for the health route")
 @argument("--timeout", type=float, metavar="SECONDS", help="readiness wait limit (default: the startup probe's)")
+@argument("--merge-adapter", action=argparse.BooleanOptionalAction, default=None,
+          help="fold the one adapter into the base weights (faster; `base` is then not served); "
+               "default: as deployed")
 @_project
 def deploy(args, cell: str | None):
     """Sync the inference app, base model and adapters to the share, restart the replica and wait
@@ -64,7 +68,7 @@ def deploy(args, cell: str | None):
     from .verbs import deploy as run
 
     return run(args.adapter, args.model, project=args.project, restart=not args.no_restart,
-               wait=not args.no_wait, timeout=args.timeout)
+               wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter)
 
 
 @magic_arguments(name="%aitk status")

@@ -515,4 +515,6 @@ def _served_variants(endpoint: str, headers: dict | None) -> list[str]:
         raise EvalError(f"cannot reach {endpoint} ({e}); is it deployed and running? see `%aitk status`") from None
     if r.status_code != 200:
         raise EvalError(f"{endpoint}/health answered {r.status_code}; the app is not ready, see `%aitk status` and `%aitk logs`")
-    return ["base", *r.json().get("adapters", [])]
+    body = r.json()
+    # a server with its one adapter merged into the base serves only that adapter
+    return [*([] if body.get("merged_adapter") else ["base"]), *body.get("adapters", [])]

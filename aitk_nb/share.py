@@ -26,20 +26,29 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 @dataclass
 class Settings:
-    """The inference app's settings file (inference_app reads the same keys)."""
+    """The inference app's settings file (inference_app/settings.py reads the same keys). Keys the
+    toolkit does not set (`engine`, `max_model_len`, ... written by hand) are kept as they are."""
 
     base_model: str | None = None
     adapters: dict[str, str] = field(default_factory=dict)
+    merge_adapter: bool = False
+    other: dict = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes | None) -> "Settings":
         if not data:
             return cls()
         raw = json.loads(data)
-        return cls(base_model=raw.get("base_model"), adapters=dict(raw.get("adapters") or {}))
+        known = ("base_model", "adapters", "merge_adapter")
+        return cls(base_model=raw.get("base_model"), adapters=dict(raw.get("adapters") or {}),
+                   merge_adapter=bool(raw.get("merge_adapter", False)),
+                   other={k: v for k, v in raw.items() if k not in known})
 
     def dumps(self) -> bytes:
-        return json.dumps({"base_model": self.base_model, "adapters": self.adapters}, indent=2).encode() + b"\n"
+        body = {"base_model": self.base_model, "adapters": self.adapters, **self.other}
+        if self.merge_adapter:
+            body["merge_adapter"] = True
+        return json.dumps(body, indent=2).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,11 @@ def base_of(adapter: Path) -> str | None:
         return None
 
 
-def plan_deploy(project: Project, previous: Settings, adapters: list[str], model: str | None) -> tuple[Settings, list[Upload]]:
+def plan_deploy(project: Project, previous: Settings, adapters: list[str], model: str | None,
+                merge_adapter: bool | None = None) -> tuple[Settings, list[Upload]]:
     """The new settings and the folders to sync. Without --adapter the served adapters stay as they were;
-    without --model the base stays, or is taken from the adapters' adapter_config.json."""
+    without --model the base stays, or is taken from the adapters' adapter_config.json. `merge_adapter`
+    None keeps the deployed choice."""
     uploads = [Upload(code_source(project), CODE_DEST)]
     new_adapters: dict[str, str] = {}
     if adapters:
@@ -122,4 +133,8 @@ def plan_deploy(project: Project, previous: Settings, adapters: list[str], model
         base, up = model_upload(model)
         if up is not None:
             uploads.append(up)
-    return Settings(base_model=base, adapters=new_adapters), uploads
+    merge = previous.merge_adapter if merge_adapter is None else merge_adapter
+    if merge and len(new_adapters) != 1:
+        raise DeployError(f"--merge-adapter folds one adapter into the base model, and {len(new_adapters)} would be "
+                          "served; deploy exactly one --adapter, or pass --no-merge-adapter")
+    return Settings(base_model=base, adapters=new_adapters, merge_adapter=merge, other=dict(previous.other)), uploads

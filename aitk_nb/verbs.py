@@ -45,14 +45,15 @@ class DeployResult(Displayable):
 
     @property
     def variants(self) -> list[str]:
-        return ["base", *self.settings.adapters]
+        """What the endpoint serves: `base` and each adapter, or only the adapter merged into the base."""
+        return [*([] if self.settings.merge_adapter else ["base"]), *self.settings.adapters]
 
     def card(self) -> Card:
         state = ("ready" if self.health else "restarted, not awaited (--no-wait)") if self.restarted else "files synced, not restarted (--no-restart)"
         rows = [("endpoint", self.endpoint), ("state", state), ("base model", self.settings.base_model),
                 ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
         return Card(f"Deployed to the {self.target} target", rows,
-                    ["evaluate with `%%aitk eval --variants base," + ",".join(self.settings.adapters) + "`"] if self.settings.adapters else [])
+                    ["evaluate with `%%aitk eval --variants " + ",".join(self.variants) + "`"] if self.settings.adapters else [])
 
 
 @dataclass(repr=False)
@@ -135,14 +136,14 @@ def _previous_config(proj: Project) -> InferenceConfig:
 
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *, project: str | os.PathLike | None = None,
            restart: bool = True, wait: bool = True, timeout: float | None = None, progress: bool = True,
-           credential: Any = None) -> DeployResult:
+           merge_adapter: bool | None = None, credential: Any = None) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
     and wait until its health route answers."""
     start = time.monotonic()
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
     previous = Settings.parse(remote.read_bytes(SETTINGS_PATH))
-    settings, uploads = plan_deploy(proj, previous, list(adapters), model)
+    settings, uploads = plan_deploy(proj, previous, list(adapters), model, merge_adapter)
     synced = []
     for up in uploads:
         done = sync.sync(up.source, remote, up.dest, progress=progress)

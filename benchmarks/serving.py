@@ -26,7 +26,6 @@ import asyncio
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

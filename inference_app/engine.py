@@ -102,7 +102,7 @@ class TransformersEngine:
             model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
         except Exception as e:  # noqa: BLE001 — any loader failure becomes one clear message
             hint = (
-                f"the folder exists but does not hold a loadable model"
+                "the folder exists but does not hold a loadable model"
                 if self.settings.base_model_is_local
                 else f"it is not a folder under {self.settings.mount_root} and could not be fetched from the hub "
                 "(HF_HUB_OFFLINE set, or no network); deploy the model (`%aitk deploy --model PATH`) or fix base_model"

@@ -1,5 +1,7 @@
 """Shared by the test folders (imported as `helpers`: tests/ is on sys.path via its conftest)."""
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -9,3 +11,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Terminate a server process, killing it if it does not exit in `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def notebook_project(tmp_path: Path) -> Path:
+    """A project folder with the repository's infra/provision and notebooks/."""
+    root = tmp_path / "proj"
+    shutil.copytree(REPO / "infra/provision", root / "infra/provision")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    return root
+
+
+def execute_notebook(root: Path, artifact: str):
+    """Run notebooks/remote_inference.ipynb of `root` in a real kernel (nbclient), cwd the notebook's
+    folder; the executed notebook is saved as test-artifacts/<artifact> whatever happens."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = root / "notebooks/remote_inference.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    finally:
+        (REPO / "test-artifacts").mkdir(exist_ok=True)
+        nbformat.write(nb, REPO / "test-artifacts" / artifact)
+    return nb

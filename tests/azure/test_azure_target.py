@@ -4,7 +4,6 @@ uploads, restart, readiness through the ingress), status, logs, endpoint, teardo
 anything the toolkit writes or shows."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time

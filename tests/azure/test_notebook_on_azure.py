@@ -2,14 +2,11 @@
 real kernel: the same cells as on the local target. The double runs each revision for real (the
 container's command over the share's folder, behind the app's HTTPS ingress), so deploy waits for
 the real server, and eval, the OpenAI cell and logs go through the ingress with the app's API key."""
-import shutil
 import sys
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from helpers import REPO
+from helpers import REPO, execute_notebook, notebook_project
 
 sys.path.insert(0, str(REPO / "tests" / "notebook"))
 from test_notebook import outputs, tagged  # noqa: E402
@@ -18,22 +15,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_the_notebook_flow_runs_on_the_azure_target(azure, tmp_path, demo_assets, monkeypatch):
-    root = tmp_path / "proj"
-    shutil.copytree(REPO / "infra/provision", root / "infra/provision")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    root = notebook_project(tmp_path)
     azure.run_replicas(env={"OMP_WAIT_POLICY": "PASSIVE"})
     monkeypatch.setenv("AITK_TARGET_OPTIONS", "--target azure --resource-group rg-notebook --location eastus")
     monkeypatch.setenv("SSL_CERT_FILE", azure.ca_bundle)  # httpx (gradio_client, openai) trusts the double's CA
     monkeypatch.delenv("AITK_API_KEY", raising=False)
-    path = root / "notebooks/remote_inference.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    try:
-        client.execute()
-    finally:
-        artifacts = REPO / "test-artifacts"
-        artifacts.mkdir(exist_ok=True)
-        nbformat.write(nb, artifacts / "remote_inference.azure.executed.ipynb")
+    nb = execute_notebook(root, "remote_inference.azure.executed.ipynb")
 
     for cell in nb.cells:
         assert not any(o.get("output_type") == "error" for o in cell.get("outputs", [])), outputs(cell)

@@ -10,7 +10,6 @@ import re
 import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 

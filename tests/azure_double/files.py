@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import itertools
-import os
 import shutil
 import threading
 import time

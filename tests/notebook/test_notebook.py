@@ -1,13 +1,10 @@
 """notebooks/remote_inference.ipynb executed headless by a real kernel (nbclient), asserted on its outputs."""
 import csv
 import json
-import shutil
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from helpers import REPO, free_port
+from helpers import REPO, execute_notebook, free_port, notebook_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -30,19 +27,11 @@ def tagged(nb, tag):
 
 
 def test_remote_inference_notebook_runs_end_to_end(tmp_path, demo_assets, monkeypatch):
-    root = tmp_path / "proj"
-    shutil.copytree(REPO / "infra/provision", root / "infra/provision")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    path = root / "notebooks/remote_inference.ipynb"
-    nb = nbformat.read(path, as_version=4)
+    root = notebook_project(tmp_path)
     monkeypatch.setenv("AITK_PORT", str(free_port()))
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
+        nb = execute_notebook(root, "remote_inference.executed.ipynb")
     finally:
-        artifacts = REPO / "test-artifacts"
-        artifacts.mkdir(exist_ok=True)
-        nbformat.write(nb, artifacts / "remote_inference.executed.ipynb")
         # whatever happened, do not leave a replica running
         import aitk_nb
         if (root / "infra/inference.config.json").exists():

@@ -1,7 +1,6 @@
 """The forms without a browser: set values, click buttons (`button.click()`), assert on the outcome.
 ipywidgets runs headless here (no kernel: its comms are inert), as in ipywidgets' own tests."""
 import json
-import threading
 
 import pytest
 
@@ -231,7 +230,7 @@ def test_deploy_form_offers_the_adapters_it_finds(project, tmp_path, monkeypatch
 
 def test_deploy_button_deploys_the_ticked_adapters(project, tmp_path, monkeypatch):
     monkeypatch.setenv("AITK_CACHE", str(tmp_path / "cache"))
-    a, b = make_adapter(project / "models/a"), make_adapter(project / "models/b")
+    _, b = make_adapter(project / "models/a"), make_adapter(project / "models/b")
     calls = []
 
     class Result:

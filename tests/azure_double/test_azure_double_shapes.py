@@ -1,4 +1,5 @@
-"""The double's response bodies against the official x-ms-examples in ../shared/azure-rest-examples:
+"""The double's response bodies against the official x-ms-examples (tests/azure_double/rest-examples,
+copied from ../shared/azure-rest-examples):
 every key of the example's body must be in the double's body with the same JSON type, except the
 listed optional features the double does not model (each with its reason)."""
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 
 from azure_double.scenario import deployment_body, provision
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "azure-rest-examples"
+EXAMPLES = Path(__file__).resolve().parent / "rest-examples"  # a copy of ../shared/azure-rest-examples
 RG = "rg-shapes"
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is not present")

@@ -62,9 +62,35 @@ class AzureTarget:
         except AitkError:
             return None
 
+    def _check_storage_name(self, params: Parameters) -> None:
+        """A storage account named in the parameters is reused when it is in this resource group; taken
+        anywhere else (the names are global), it would fail the deployment half-way: say so first."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from ..azure.session import azure_call
+
+        name = params.storageAccountName
+        if not name:
+            return  # the template's default: unique to the resource group
+        accounts = self.session.storage.storage_accounts
+        try:
+            with azure_call(f"reading storage account {name}"):
+                accounts.get_properties(self.resource_group, name)
+            return  # exists here: reused
+        except AitkError as e:
+            if not isinstance(e.__cause__, ResourceNotFoundError):
+                raise
+        with azure_call(f"checking the storage account name {name}"):
+            result = accounts.check_name_availability({"name": name, "type": "Microsoft.Storage/storageAccounts"})
+        if not result.name_available:
+            raise AitkError(f"storageAccountName {name!r}: {result.message or result.reason}; storage account names "
+                            f"are global across Azure: pick another in {self.project.parameters_path.name} (or leave it "
+                            "null for a unique default), or name an account of this resource group to reuse it")
+
     def plan(self, params: Parameters) -> tuple[InferenceConfig, list[tuple[str, str]]]:
         from ..azure import deployment
 
+        self._check_storage_name(params)
         rgs = self.session.resources.resource_groups
         if not rgs.check_existence(self.resource_group):
             return self.config, [(f"resource group {self.resource_group}", "Create"), ("every resource in the template", "Create")]
@@ -75,6 +101,7 @@ class AzureTarget:
     def provision(self, params: Parameters, *, progress: bool = True) -> tuple[InferenceConfig, list[tuple[str, str]]]:
         from ..azure import deployment
 
+        self._check_storage_name(params)
         location = deployment.ensure_resource_group(self.session, self.resource_group, params.location)
         self._check_gpu_quota(params.location or location, params)
         req = self._request(params)

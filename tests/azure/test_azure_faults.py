@@ -13,6 +13,7 @@ from helpers import REPO
 
 pytestmark = pytest.mark.timeout(300)
 DEPLOYMENT_PUT = r"/deployments/aitk-inference\?"
+RG_AITK = r"(?i)/resourcegroups/rg-aitk(/|\?)"
 
 
 def provision(project, **kw):
@@ -164,3 +165,32 @@ def test_azure_unreachable_is_one_clear_line(azure, project, monkeypatch):
     monkeypatch.setenv("AITK_ARM_ENDPOINT", "https://127.0.0.1:9")  # nothing listens there
     with pytest.raises(AitkError, match="cannot reach Azure"):
         provision(project)
+
+
+def test_a_storage_account_name_taken_elsewhere_is_refused_before_anything_is_made(azure, project):
+    from azure_double.scenario import provision as make_resources
+
+    make_resources(azure, resource_group="rg-someone-else", parameters={"storageAccountName": "aitkshared01"})
+    with pytest.raises(AitkError, match=r"storageAccountName 'aitkshared01': The storage account named aitkshared01 is "
+                                        r"already taken\.; storage account names are global"):
+        aitk_nb.provision("azure", project=project, resource_group="rg-aitk",
+                          overrides={"location": "eastus", "storageAccountName": "aitkshared01"}, progress=False)
+    assert statuses(azure, "PUT", RG_AITK) == []  # no group, no deployment
+
+
+def test_resources_named_in_the_parameters_are_reused_with_their_files(azure, project):
+    from azure_double.clients import share_client
+    from azure_double.scenario import provision as make_resources
+
+    names = {"storageAccountName": "aitkkeep01", "fileShareName": "models"}
+    make_resources(azure, resource_group="rg-aitk", parameters=names)
+    share_client(azure, "aitkkeep01", "models").get_file_client("kept.txt").upload_file(b"already here")
+    preview = aitk_nb.provision("azure", project=project, resource_group="rg-aitk", what_if=True,
+                                overrides={"location": "eastus", **names}, progress=False)
+    actions = dict(preview.changes)
+    assert actions["Microsoft.Storage/storageAccounts/aitkkeep01"] in ("NoChange", "Modify")
+    aitk_nb.provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus", **names},
+                      progress=False)
+    assert config_of(project)["STORAGE_ACCOUNT_NAME"] == "aitkkeep01"
+    assert azure.state.files("aitkkeep01", "models")["kept.txt"] == b"already here"
+    assert statuses(azure, "PUT", RG_AITK)  # the pattern the test above relies on does match

@@ -8,11 +8,17 @@ from . import commands
 from .errors import AitkError
 
 
+def _summary(doc: str | None) -> str:
+    """A verb's docstring's first sentence, for the list of verbs in `aitk --help`."""
+    first = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aitk", description="Provision, deploy and evaluate fine-tuned LoRA adapters.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, handler in commands.VERBS.items():
-        p = sub.add_parser(verb, parents=[handler.parser], help=(handler.__doc__ or "").splitlines()[0],
+        p = sub.add_parser(verb, parents=[handler.parser], help=_summary(handler.parser.description),
                            description=handler.parser.description)
         p.set_defaults(handler=handler)
         if verb == "eval":

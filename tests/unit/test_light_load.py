@@ -59,3 +59,13 @@ def test_the_import_benchmark_runs_and_reports_every_case():
     # the exit code says whether the 150 ms target is met; the eager imports cost far more than loading
     assert proc.returncode == (0 if load <= 150 else 1)
     assert medians["all deferred, eagerly"] > 3 * load
+
+
+def test_the_verb_list_gives_each_verbs_first_sentence(capsys):
+    from aitk_nb.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "::" not in out
+    assert "Scale the app (azure target): replica bounds, or stop it and start it again" in " ".join(out.split())

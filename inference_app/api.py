@@ -96,6 +96,11 @@ def create_app(
     app = FastAPI(title="aitk-nb inference", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     _install_error_handlers(app)
 
+    @app.get("/live")
+    async def live():
+        """The startup and liveness probes: the process serves (the model may still be loading)."""
+        return {"status": "alive"}
+
     @app.get("/health")
     async def health():
         body = engine.health()

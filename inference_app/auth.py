@@ -1,4 +1,4 @@
-"""API-key check for every route but /health, as pure ASGI middleware.
+"""API-key check for every route but /health and /live (the probes), as pure ASGI middleware.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses and disconnect detection pass
 through untouched, and so it also guards the mounted Gradio app's own routes (/config,
@@ -18,7 +18,7 @@ import binascii
 import json
 import secrets
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/live"})
 REALM = "aitk-nb"
 
 

@@ -17,10 +17,18 @@ root="${AITK_VENV_ROOT:-${AITK_MOUNT_ROOT:-/mount}/.venvs}"
 venv="$root/$(sha256sum "$req" | cut -d' ' -f1)"
 if [[ ! -x "$venv/bin/python" ]]; then
   tmp="$venv.tmp-$(hostname)-$$"
-  echo "start.sh: building $venv from $req"
+  echo "start.sh: building $venv from $req (first start with these requirements; later starts reuse it)"
+  # answer the startup/liveness probes (/live) while installing, so a long install is not killed;
+  # /health stays 503 until the server itself is up
+  python3 inference_app/installing.py & placeholder=$!
+  trap 'kill "$placeholder" 2>/dev/null || true; rm -rf "$tmp"' EXIT
   mkdir -p "$root" && rm -rf "$tmp"
   python3 -m venv --copies "$tmp"   # --copies: SMB shares may not allow symlinks
   "$tmp/bin/python" -m pip install --no-cache-dir --disable-pip-version-check -r "$req"
   mv -T "$tmp" "$venv" 2>/dev/null || rm -rf "$tmp"  # lost a race: another replica's venv is complete
+  kill "$placeholder" 2>/dev/null || true
+  wait "$placeholder" 2>/dev/null || true
+  trap - EXIT
+  echo "start.sh: $venv is ready"
 fi
 exec "$venv/bin/python" -m inference_app

@@ -54,9 +54,13 @@ class AppRecord:
         mounts = container.get("volumeMounts") or []
         if not mounts:
             raise AitkError("the template's container app mounts no volume; the inference app expects the share at /mount")
-        startup = next((p for p in container.get("probes", []) if p.get("type") == "Startup"), None)
+        probes = {p.get("type"): p for p in container.get("probes", [])}
+        startup = probes.get("Startup")
         if startup is None:
-            raise AitkError("the template's container has no Startup probe; add one on /health so readiness can be awaited")
+            raise AitkError("the template's container has no Startup probe; add one (on /live) so start-up has a limit")
+        # ready = the readiness probe's route answers (traffic is routed then); the startup probe's
+        # route may answer earlier, while the model is still loading
+        ready = probes.get("Readiness", startup)
         # Container Apps gives up after initialDelay + period x failureThreshold: wait as long.
         timeout = (startup.get("initialDelaySeconds", 0)
                    + startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3))
@@ -67,7 +71,7 @@ class AppRecord:
             mount_path=mounts[0]["mountPath"],
             command=[*container.get("command", []), *container.get("args", [])],
             env={e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e},
-            probe_path=startup["httpGet"]["path"],
+            probe_path=ready["httpGet"]["path"],
             startup_timeout=float(timeout),
         )
 

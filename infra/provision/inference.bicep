@@ -57,6 +57,7 @@ param apiKey string = newGuid() // checkov:skip=CKV_AZURE_131:newGuid() is evalu
 var mountPath = '/mount'
 var port = 7860
 var healthPath = '/health'
+var livePath = '/live'
 var apiKeySecretName = 'aitk-api-key'
 var gpuProfileName = 'gpu'
 // Serverless GPU profiles (Consumption-GPU-*) take no node counts; dedicated ones need them.
@@ -215,7 +216,7 @@ resource containerApp 'Microsoft.App/containerApps@2024-03-01' = {
             {
               type: 'Startup'
               httpGet: {
-                path: healthPath
+                path: livePath
                 port: port
               }
               initialDelaySeconds: 10
@@ -236,7 +237,7 @@ resource containerApp 'Microsoft.App/containerApps@2024-03-01' = {
             {
               type: 'Liveness'
               httpGet: {
-                path: healthPath
+                path: livePath
                 port: port
               }
               periodSeconds: 30

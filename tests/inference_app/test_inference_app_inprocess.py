@@ -22,6 +22,7 @@ def test_health_is_503_while_loading_then_200(settings, adapter_name, base_id):
     client = TestClient(create_app(engine, with_ui=False))
     r = client.get("/health")
     assert r.status_code == 503 and r.json() == {"status": "loading"}
+    assert client.get("/live").status_code == 200  # alive while loading: the startup probe lets it finish
     r = client.post("/v1/chat/completions", json={"model": "base", "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 503 and r.json()["error"]["code"] == "model_loading" and "Retry-After" in r.headers
 

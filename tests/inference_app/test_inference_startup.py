@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
+from helpers import stop
 from server_helpers import REPO, free_port, run_server_to_exit, server_env, write_settings
 
 
@@ -36,3 +41,66 @@ def test_start_sh_uses_aitk_python(tmp_path):
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "adapter 'ghost' at /nonexistent/ghost" in proc.stdout
+
+
+def _fake_share(tmp_path, requirements: str):
+    """A share with start.sh, the placeholder and a stand-in server that reports its interpreter."""
+    code = tmp_path / "share" / "inference" / "inference_app"
+    code.mkdir(parents=True)
+    for name in ("start.sh", "installing.py"):
+        shutil.copy(REPO / "inference_app" / name, code / name)
+    (code / "requirements.txt").write_text(requirements)
+    (code / "__main__.py").write_text("import sys\nprint('server runs with', sys.prefix)\n")
+    (code / "__init__.py").write_text("")
+    return tmp_path / "share"
+
+
+def _start(share, **env):
+    env = {k: v for k, v in os.environ.items() if k not in ("AITK_PYTHON", "VIRTUAL_ENV")} | {
+        "AITK_MOUNT_ROOT": str(share), "PORT": str(free_port()), "HOST": "127.0.0.1", **env}
+    return subprocess.run(["bash", "inference_app/start.sh"], cwd=share / "inference", env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.timeout(300)
+def test_start_sh_builds_the_environment_once_per_requirements_and_reuses_it(tmp_path):
+    """The container's path through start.sh: a venv on the share named by the requirements' hash,
+    built under a temporary name, reused by the next start, rebuilt when the requirements change."""
+    share = _fake_share(tmp_path, "# no requirements: the stand-in server needs none\n")
+    first = _start(share)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "start.sh: building" in first.stdout and "is ready" in first.stdout
+    venvs = sorted((share / ".venvs").iterdir())
+    digest = hashlib.sha256((share / "inference/inference_app/requirements.txt").read_bytes()).hexdigest()
+    assert [v.name for v in venvs] == [digest]  # no temporary folder left behind
+    assert f"server runs with {venvs[0]}" in first.stdout
+
+    again = _start(share)
+    assert again.returncode == 0 and "building" not in again.stdout and f"server runs with {venvs[0]}" in again.stdout
+
+    (share / "inference/inference_app/requirements.txt").write_text("# changed\n")
+    changed = _start(share)
+    assert "start.sh: building" in changed.stdout and len(list((share / ".venvs").iterdir())) == 2
+
+
+@pytest.mark.timeout(60)
+def test_the_placeholder_keeps_the_replica_alive_but_out_of_traffic_while_installing(tmp_path):
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "inference_app/installing.py")], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                live = httpx.get(f"http://127.0.0.1:{port}/live", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the placeholder did not listen"
+                time.sleep(0.1)
+        assert live.status_code == 200 and live.json()["status"] == "installing"
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+        assert health.status_code == 503 and health.headers["retry-after"] == "30"
+    finally:
+        stop(proc)

@@ -18,7 +18,9 @@ def test_container_app_reads_command_port_probe_and_mount_from_the_template():
     assert app["properties"]["configuration"]["ingress"]["targetPort"] == 7860
     assert container["volumeMounts"][0]["mountPath"] == "/mount"
     assert [p["type"] for p in container["probes"]] == ["Startup", "Readiness", "Liveness"]
-    assert all(p["httpGet"]["path"] == "/health" for p in container["probes"])
+    # alive while installing or loading (/live), routed to when the model is ready (/health)
+    assert {p["type"]: p["httpGet"]["path"] for p in container["probes"]} == {
+        "Startup": "/live", "Readiness": "/health", "Liveness": "/live"}
 
 
 def test_defaults_are_derived_from_the_resource_group_and_given_values_win():

@@ -13,6 +13,7 @@ from .session import AzureError, AzureSession, azure_call
 
 CHUNK_CONCURRENCY = 4   # ranges in flight per large file
 LIST_CONCURRENCY = 8    # property reads in flight while listing
+POOL_SIZE = 32          # kept-alive connections: sync's 4 files x CHUNK_CONCURRENCY ranges, or the listing's
 
 
 def share_client(session: AzureSession, resource_group: str, account: str, share: str):
@@ -28,7 +29,22 @@ def share_client(session: AzureSession, resource_group: str, account: str, share
     # waits 0.5, 2.5, 4.5, 8.5 s (± jitter): a dead connection is reported within ~20 s
     retry = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=4, random_jitter_range=0.5)
     return ShareClient(endpoint.rstrip("/"), share, credential={"account_name": account, "account_key": keys[0].value},
-                       retry_policy=retry, **session.transport_kwargs)
+                       retry_policy=retry, transport=_pooled_transport(session.transport_kwargs))
+
+
+def _pooled_transport(kwargs: dict):
+    """azure-core's requests transport with a connection pool as large as the uploads in flight
+    (requests keeps 10 per host: beyond that, each range would open a new TLS connection)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    http = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    for scheme in ("https://", "http://"):
+        http.mount(scheme, adapter)
+    return RequestsTransport(session=http, session_owner=True, **kwargs)
 
 
 class AzureFilesRemote:

@@ -199,9 +199,6 @@ def scale(*, min_replicas: int | None = None, max_replicas: int | None = None, s
     if max_replicas == 0:
         raise AitkError("--max 0: Container Apps needs at least one; to have no replica, use --stop")
     _, cfg, tgt = _context(project, credential)
-    if not hasattr(tgt, "scale"):
-        raise AitkError(f"scale is for the azure target; the {cfg.TARGET} target runs one replica "
-                        "(stop it with `%aitk teardown --app-only`, start it with `%aitk deploy`)")
     state = tgt.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
     return Card(f"Scaled {cfg.ACA_APP_NAME}", list(state.items()))
 

@@ -5,7 +5,7 @@ import time
 from typing import Iterator
 
 from ..errors import ReadinessTimeoutError
-from .session import AzureError, AzureSession, azure_call, word
+from .session import AzureError, AzureSession, azure_call, missing_ok, word
 
 API_KEY_SECRET = "aitk-api-key"
 FAILED_STATES = {"Failed", "Degraded"}
@@ -148,11 +148,5 @@ def scale(session: AzureSession, rg: str, name: str, *, min_replicas: int | None
 
 
 def delete_app(session: AzureSession, rg: str, name: str) -> None:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        with azure_call(f"deleting container app {name}"):
-            session.apps.container_apps.begin_delete(rg, name).result()
-    except AzureError as e:
-        if not isinstance(e.__cause__, ResourceNotFoundError):
-            raise
+    with missing_ok(f"deleting container app {name}"):
+        session.apps.container_apps.begin_delete(rg, name).result()

@@ -3,7 +3,6 @@
 Container Apps offers in a region."""
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from .session import AzureSession, azure_call, word
@@ -12,10 +11,12 @@ from .session import AzureSession, azure_call, word
 class AccountChoices:
     def __init__(self, credential: Any = None):
         self.credential = credential
+        self._sessions: dict[str, AzureSession] = {}
 
-    @functools.lru_cache(maxsize=8)
     def _session(self, subscription: str) -> AzureSession:
-        return AzureSession(subscription, self.credential)
+        if subscription not in self._sessions:
+            self._sessions[subscription] = AzureSession(subscription, self.credential)
+        return self._sessions[subscription]
 
     def subscriptions(self) -> list[tuple[str, str]]:
         session = AzureSession(None, self.credential)

@@ -2,14 +2,13 @@
 chunked uploads by the SDK (`max_concurrency`), retries from the SDK's retry policy."""
 from __future__ import annotations
 
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from typing import Callable
 
 from ..sync import FileState
-from .session import AzureError, AzureSession, azure_call
+from .session import AzureError, AzureSession, azure_call, missing_ok
 
 CHUNK_CONCURRENCY = 4   # ranges in flight per large file
 LIST_CONCURRENCY = 8    # property reads in flight while listing
@@ -59,7 +58,7 @@ class AzureFilesRemote:
     # -- listing -----------------------------------------------------------------------------------
     def list_files(self, folder: str) -> dict[str, FileState]:
         paths: list[str] = []
-        with _missing_ok(f"listing {folder}"):
+        with missing_ok(f"listing {folder}"):
             self._walk(folder, "", paths)
 
         def state(rel: str) -> tuple[str, FileState]:
@@ -100,7 +99,7 @@ class AzureFilesRemote:
             client.set_http_headers(ContentSettings(content_md5=bytearray(state.md5)))
 
     def read_bytes(self, path: str) -> bytes | None:
-        with _missing_ok(f"reading {path}"):
+        with missing_ok(f"reading {path}"):
             return self.share.get_file_client(path).download_file().readall()
         return None
 
@@ -116,7 +115,7 @@ class AzureFilesRemote:
             client.set_http_headers(ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
 
     def delete(self, path: str) -> None:
-        with _missing_ok(f"deleting {path}"):
+        with missing_ok(f"deleting {path}"):
             self.share.get_file_client(path).delete_file()
 
     def _ensure_dirs(self, folder: str) -> None:
@@ -136,19 +135,6 @@ class AzureFilesRemote:
                     raise
             with self._lock:
                 self._dirs.add(d)
-
-
-@contextlib.contextmanager
-def _missing_ok(what: str) -> Iterator[None]:
-    """Like azure_call, but a resource that does not exist is not an error."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        with azure_call(what):
-            yield
-    except AzureError as e:
-        if not isinstance(e.__cause__, ResourceNotFoundError):
-            raise
 
 
 def _join(folder: str, rel: str) -> str:

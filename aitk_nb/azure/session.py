@@ -50,6 +50,19 @@ def azure_call(what: str) -> Iterator[None]:
                          "only what is missing or changed is sent") from e
 
 
+@contextlib.contextmanager
+def missing_ok(what: str) -> Iterator[None]:
+    """Like azure_call, but a resource that does not exist is not an error (the block is skipped)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        with azure_call(what):
+            yield
+    except AzureError as e:
+        if not isinstance(e.__cause__, ResourceNotFoundError):
+            raise
+
+
 def word(value: Any) -> str:
     """An SDK enum as Azure spells it ("Running"), a plain string as it is, None as ""."""
     return "" if value is None else str(getattr(value, "value", value))

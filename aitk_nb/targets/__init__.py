@@ -1,6 +1,6 @@
 """Targets: where the inference app runs. Each one provisions (`plan`/`provision` → config and
 changes), exposes its file share as a sync `Remote` (`remote`), replaces the replica and waits for
-its health route (`restart`), and reports `status`, `log_tail`/`follow` and `teardown`. Verbs pick
+its health route (`restart`), and reports `status`, `log_tail`/`follow`, `scale` and `teardown`. Verbs pick
 one from `infra/inference.config.json`'s TARGET (or provision's --target)."""
 from __future__ import annotations
 

@@ -65,21 +65,15 @@ class AzureTarget:
     def _check_storage_name(self, params: Parameters) -> None:
         """A storage account named in the parameters is reused when it is in this resource group; taken
         anywhere else (the names are global), it would fail the deployment half-way: say so first."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        from ..azure.session import azure_call
+        from ..azure.session import azure_call, missing_ok
 
         name = params.storageAccountName
         if not name:
             return  # the template's default: unique to the resource group
         accounts = self.session.storage.storage_accounts
-        try:
-            with azure_call(f"reading storage account {name}"):
-                accounts.get_properties(self.resource_group, name)
+        with missing_ok(f"reading storage account {name}"):
+            accounts.get_properties(self.resource_group, name)
             return  # exists here: reused
-        except AitkError as e:
-            if not isinstance(e.__cause__, ResourceNotFoundError):
-                raise
         with azure_call(f"checking the storage account name {name}"):
             result = accounts.check_name_availability({"name": name, "type": "Microsoft.Storage/storageAccounts"})
         if not result.name_available:

@@ -299,6 +299,10 @@ class LocalTarget:
                 else:
                     time.sleep(poll)
 
+    def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> dict:
+        raise AitkError("scale is for the azure target; the local target runs one replica "
+                        "(stop it with `%aitk teardown --app-only`, start it with `%aitk deploy`)")
+
     def teardown(self, *, app_only: bool) -> list[str]:
         removed = []
         if self.stop():

@@ -294,6 +294,17 @@ class Apps:
     def _rev(self, rec: AppRecord, name: str) -> Revision | None:
         return next((r for r in rec.revisions if r.name.lower() == name.lower()), None)
 
+    def _revision(self, rg: str, app: str, rev: str) -> tuple[AppRecord | None, Revision | None, Response | None]:
+        """(app, revision, None), or the 404 ARM answers when either does not exist."""
+        rec, err = self._app(rg, app)
+        if err:
+            return None, None, err
+        r = self._rev(rec, rev)
+        if r is None:
+            return rec, None, self.m.error(404, "ContainerAppRevisionNotFound",
+                                           f"Revision '{rev}' of container app '{app}' was not found.")
+        return rec, r, None
+
     def list_revisions(self, req: Request, sub: str, rg: str, app: str) -> Response:
         rec, err = self._app(rg, app)
         if err:
@@ -301,21 +312,15 @@ class Apps:
         return self.m.json(200, {"value": [self._revision_body(rec, r) for r in rec.revisions], "nextLink": None})
 
     def get_revision(self, req: Request, sub: str, rg: str, app: str, rev: str) -> Response:
-        rec, err = self._app(rg, app)
+        rec, r, err = self._revision(rg, app, rev)
         if err:
             return err
-        r = self._rev(rec, rev)
-        if r is None:
-            return self.m.error(404, "ContainerAppRevisionNotFound", f"Revision '{rev}' of container app '{app}' was not found.")
         return self.m.json(200, self._revision_body(rec, r))
 
     def restart_revision(self, req: Request, sub: str, rg: str, app: str, rev: str) -> Response:
-        rec, err = self._app(rg, app)
+        rec, r, err = self._revision(rg, app, rev)
         if err:
             return err
-        r = self._rev(rec, rev)
-        if r is None:
-            return self.m.error(404, "ContainerAppRevisionNotFound", f"Revision '{rev}' of container app '{app}' was not found.")
         if not r.active:
             return self.m.error(400, "ContainerAppRevisionInactive", f"Revision '{rev}' is not active and cannot be restarted.")
         r.restarts += 1
@@ -328,12 +333,9 @@ class Apps:
         return self.m.json(200)
 
     def activate_revision(self, req: Request, sub: str, rg: str, app: str, rev: str, action: str) -> Response:
-        rec, err = self._app(rg, app)
+        rec, r, err = self._revision(rg, app, rev)
         if err:
             return err
-        r = self._rev(rec, rev)
-        if r is None:
-            return self.m.error(404, "ContainerAppRevisionNotFound", f"Revision '{rev}' of container app '{app}' was not found.")
         r.active = action.lower() == "activate"
         if r.active:
             r.ready_at = time.time() + self.d.activation_seconds
@@ -363,12 +365,9 @@ class Apps:
         return out
 
     def list_replicas(self, req: Request, sub: str, rg: str, app: str, rev: str) -> Response:
-        rec, err = self._app(rg, app)
+        rec, r, err = self._revision(rg, app, rev)
         if err:
             return err
-        r = self._rev(rec, rev)
-        if r is None:
-            return self.m.error(404, "ContainerAppRevisionNotFound", f"Revision '{rev}' of container app '{app}' was not found.")
         return self.m.json(200, {"value": self._replicas(rec, r)})
 
     def get_replica(self, req: Request, sub: str, rg: str, app: str, rev: str, replica: str) -> Response:

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from inference_app.contract import HEALTH_ROUTE, served_variants
+
 from .errors import EvalError
 
 # (answer, expected) -> bool, or None for "not scored". A user function is called for every answer,
@@ -510,11 +512,11 @@ def _served_variants(endpoint: str, headers: dict | None) -> list[str]:
     import httpx
 
     try:
-        r = httpx.get(endpoint.rstrip("/") + "/health", headers=headers, timeout=10.0)
+        r = httpx.get(endpoint.rstrip("/") + HEALTH_ROUTE, headers=headers, timeout=10.0)
     except httpx.TransportError as e:
         raise EvalError(f"cannot reach {endpoint} ({e}); is it deployed and running? see `%aitk status`") from None
     if r.status_code != 200:
         raise EvalError(f"{endpoint}/health answered {r.status_code}; the app is not ready, see `%aitk status` and `%aitk logs`")
     body = r.json()
-    # a server with its one adapter merged into the base serves only that adapter
-    return [*([] if body.get("merged_adapter") else ["base"]), *body.get("adapters", [])]
+    # the server lists what it serves; one deployed by an earlier version lists its adapters only
+    return body.get("variants") or served_variants(body.get("adapters", []), bool(body.get("merged_adapter")))

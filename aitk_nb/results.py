@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .share import Settings
+    from inference_app.contract import DeployedSettings
 
 
 # state words a card shows as a coloured badge (replica state, deploy state)
@@ -81,7 +81,7 @@ class Status(Displayable):
     app: str | None
     replica: str
     health: dict | None = None
-    settings: "Settings | None" = None
+    settings: "DeployedSettings | None" = None
     started: str | None = None
     log_tail: str = ""
 

@@ -1,54 +1,20 @@
-"""What deploy puts on the share, laid out as the fine-tuning step writes it (see DESIGN.md):
-
-    inference/inference_app/   the server code        inference/settings.json   what it serves
-    model-cache/<name>/        the base model         models/<name>/            one folder per adapter
-
-`settings.json` holds paths relative to the mount root, so the same file works at `/mount` in the
-container and in the local target's folder.
-"""
+"""The deploy plan: which local folders go where on the share, and the settings.json that serves
+them (the layout and the file's keys are the contract in `inference_app/contract.py`)."""
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from inference_app.contract import (ADAPTER_DIR, CODE_DEST, MODEL_DIR, DeployedSettings, base_model_id,
+                                    reserved_name_problem)
 
 from .errors import DeployError
 from .project import Project
 
-CODE_DEST = "inference/inference_app"
-SETTINGS_PATH = "inference/settings.json"
-MODEL_DIR = "model-cache"
-ADAPTER_DIR = "models"
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-@dataclass
-class Settings:
-    """The inference app's settings file (inference_app/settings.py reads the same keys). Keys the
-    toolkit does not set (`engine`, `max_model_len`, ... written by hand) are kept as they are."""
-
-    base_model: str | None = None
-    adapters: dict[str, str] = field(default_factory=dict)
-    merge_adapter: bool = False
-    other: dict = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, data: bytes | None) -> "Settings":
-        if not data:
-            return cls()
-        raw = json.loads(data)
-        known = ("base_model", "adapters", "merge_adapter")
-        return cls(base_model=raw.get("base_model"), adapters=dict(raw.get("adapters") or {}),
-                   merge_adapter=bool(raw.get("merge_adapter", False)),
-                   other={k: v for k, v in raw.items() if k not in known})
-
-    def dumps(self) -> bytes:
-        body = {"base_model": self.base_model, "adapters": self.adapters, **self.other}
-        if self.merge_adapter:
-            body["merge_adapter"] = True
-        return json.dumps(body, indent=2).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -102,8 +68,8 @@ def base_of(adapter: Path) -> str | None:
         return None
 
 
-def plan_deploy(project: Project, previous: Settings, adapters: list[str], model: str | None,
-                merge_adapter: bool | None = None) -> tuple[Settings, list[Upload]]:
+def plan_deploy(project: Project, previous: DeployedSettings, adapters: list[str], model: str | None,
+                merge_adapter: bool | None = None) -> tuple[DeployedSettings, list[Upload]]:
     """The new settings and the folders to sync. Without --adapter the served adapters stay as they were;
     without --model the base stays, or is taken from the adapters' adapter_config.json. `merge_adapter`
     None keeps the deployed choice."""
@@ -114,8 +80,6 @@ def plan_deploy(project: Project, previous: Settings, adapters: list[str], model
             name, up = adapter_upload(path)
             if name in new_adapters:
                 raise DeployError(f"--adapter: two adapters are named {name!r} (the folder name); rename one folder")
-            if name == "base":
-                raise DeployError("--adapter: an adapter folder may not be named 'base' (that is the base model's variant)")
             new_adapters[name] = up.dest
             uploads.append(up)
     else:
@@ -133,8 +97,11 @@ def plan_deploy(project: Project, previous: Settings, adapters: list[str], model
         base, up = model_upload(model)
         if up is not None:
             uploads.append(up)
+    for name in new_adapters:  # the server serves the base model as `base` and under its own id
+        if problem := reserved_name_problem(name, base_model_id(base)):
+            raise DeployError(f"--adapter {name}: {problem} ({base}); rename the adapter folder")
     merge = previous.merge_adapter if merge_adapter is None else merge_adapter
     if merge and len(new_adapters) != 1:
         raise DeployError(f"--merge-adapter folds one adapter into the base model, and {len(new_adapters)} would be "
                           "served; deploy exactly one --adapter, or pass --no-merge-adapter")
-    return Settings(base_model=base, adapters=new_adapters, merge_adapter=merge, other=dict(previous.other)), uploads
+    return DeployedSettings(base_model=base, adapters=new_adapters, merge_adapter=merge, other=dict(previous.other)), uploads

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference_app.contract import SETTINGS_PATH, DeployedSettings
+
 from . import sync
 from .config import InferenceConfig, load_parameters
 from .errors import AitkError, NotProvisionedError
 from .project import Project, find_project
 from .results import Card, Displayable, Status
-from .share import SETTINGS_PATH, Settings, plan_deploy
+from .share import plan_deploy
 from .targets import get_target
 
 
@@ -37,7 +39,7 @@ class ProvisionResult(Displayable):
 class DeployResult(Displayable):
     target: str
     endpoint: str
-    settings: Settings
+    settings: DeployedSettings
     synced: list[str]
     restarted: bool
     health: dict | None
@@ -45,8 +47,7 @@ class DeployResult(Displayable):
 
     @property
     def variants(self) -> list[str]:
-        """What the endpoint serves: `base` and each adapter, or only the adapter merged into the base."""
-        return [*([] if self.settings.merge_adapter else ["base"]), *self.settings.adapters]
+        return self.settings.variants()
 
     def card(self) -> Card:
         state = ("ready" if self.health else "restarted, not awaited (--no-wait)") if self.restarted else "files synced, not restarted (--no-restart)"
@@ -142,7 +143,7 @@ def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None,
     start = time.monotonic()
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
-    previous = Settings.parse(remote.read_bytes(SETTINGS_PATH))
+    previous = DeployedSettings.parse(remote.read_bytes(SETTINGS_PATH))
     settings, uploads = plan_deploy(proj, previous, list(adapters), model, merge_adapter)
     synced = []
     for up in uploads:

@@ -36,13 +36,12 @@ from .errors import (
     OverloadedError,
     PromptTooLongError,
 )
+from .contract import reserved_name_problem
 from .interface import BASE, AdapterRegistry, GenerationRequest, InferenceEngine, SamplingParams, State
 from .settings import Settings
 from .streaming import StopMatcher, TextDeltas
 
 log = logging.getLogger("inference_app")
-
-_RESERVED = {BASE, PEFT_BASE}
 
 
 def check_adapters(settings: Settings) -> None:
@@ -50,8 +49,8 @@ def check_adapters(settings: Settings) -> None:
     for name, path in settings.adapters.items():
         where = f"adapter {name!r} at {path}"
         fix = f"deploy the adapter folder (`%aitk deploy --adapter PATH`) or remove {name!r} from {settings.settings_path}"
-        if name in _RESERVED or name == settings.base_model_id:
-            raise AdapterConfigError(f"{where}: the name {name!r} is reserved for the base model; rename the adapter folder")
+        if problem := reserved_name_problem(name, settings.base_model_id):
+            raise AdapterConfigError(f"{where}: {problem}; rename the adapter folder")
         if not path.is_dir():
             raise AdapterConfigError(f"{where}: folder does not exist; {fix}")
         if not (path / "adapter_config.json").is_file():

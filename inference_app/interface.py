@@ -22,10 +22,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .contract import BASE, served_variants
 from .errors import UnknownModelError, VariantNotServedError
 from .settings import Settings
-
-BASE = "base"
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class AdapterRegistry:
         self._settings_path = settings.settings_path
 
     def variants(self) -> list[str]:
-        return [self.merged] if self.merged else [BASE, *self.adapters]
+        return served_variants(self.adapters, self.merged is not None)
 
     def resolve(self, name: str) -> str:
         """The variant a model name refers to; an error naming ``model`` and the choices otherwise."""
@@ -114,7 +113,7 @@ class AdapterRegistry:
         raise UnknownModelError(f"model {name!r} does not exist; available: {', '.join(self.variants())}")
 
     def health_fields(self) -> dict:
-        fields = {"adapters": list(self.adapters)}
+        fields = {"adapters": list(self.adapters), "variants": self.variants()}
         if self.merged:
             fields["merged_adapter"] = self.merged
         return fields

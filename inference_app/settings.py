@@ -34,8 +34,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from .contract import MOUNT_ROOT as DEFAULT_MOUNT_ROOT
+from .contract import SETTINGS_FILE
+
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-DEFAULT_MOUNT_ROOT = "/mount"
 DEFAULT_BASE_MODEL = "model-cache/SmolLM2-135M-Instruct"
 
 
@@ -101,7 +103,7 @@ _BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no":
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings file named by ``env`` (default ``os.environ``) and apply env overrides."""
     env = os.environ if env is None else env
-    settings_path = Path(env.get("AITK_SETTINGS") or PACKAGE_PARENT / "settings.json")
+    settings_path = Path(env.get("AITK_SETTINGS") or PACKAGE_PARENT / SETTINGS_FILE)
     mount_root = Path(env.get("AITK_MOUNT_ROOT") or DEFAULT_MOUNT_ROOT).expanduser()
 
     raw: dict = {}

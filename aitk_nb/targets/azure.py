@@ -5,11 +5,12 @@ import functools
 import secrets
 from typing import Any, Iterator
 
+from inference_app.contract import SETTINGS_PATH, DeployedSettings
+
 from ..config import InferenceConfig, Parameters, read_json
 from ..errors import AitkError, NotProvisionedError
 from ..project import Project
 from ..results import Status
-from ..share import SETTINGS_PATH, Settings
 
 DEFAULT_READY_TIMEOUT = 1200.0  # first start on a GPU replica installs the server's venv on the share
 
@@ -167,7 +168,7 @@ class AzureTarget:
         count = len(app.replicas(self.session, self.resource_group, name, revision.name))
         state = f"{_word(revision.running_state)} ({_word(revision.health_state)}), {count} replica{'s' * (count != 1)}"
         try:
-            settings = Settings.parse(self.remote().read_bytes(SETTINGS_PATH))
+            settings = DeployedSettings.parse(self.remote().read_bytes(SETTINGS_PATH))
         except AitkError:
             settings = None
         return Status(self.name, self.config.ACA_APP_ENDPOINT, name, state, None, settings,

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Iterator
 
 from ..arm import Template
+from inference_app.contract import SETTINGS_PATH, DeployedSettings
+
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
 from ..errors import NotProvisionedError, PortInUseError, ReadinessTimeoutError, ReplicaCrashedError, AitkError
 from ..project import Project
 from ..results import Status
-from ..share import SETTINGS_PATH, Settings
 from ..sync import LocalFolderRemote
 
 HOST = "127.0.0.1"
@@ -186,7 +187,7 @@ class LocalTarget:
         record = self.record()
         if record is None:
             return Status(self.name, None, None, "not provisioned")
-        settings = Settings.parse(self.remote().read_bytes(SETTINGS_PATH))
+        settings = DeployedSettings.parse(self.remote().read_bytes(SETTINGS_PATH))
         info = self.replica()
         code, health = self.health()
         if info is None:

@@ -89,7 +89,7 @@ def test_the_routes_serve_any_engine_that_implements_the_interface(tmp_path):
     assert isinstance(engine, InferenceEngine)
     assert isinstance(TransformersEngine(engine.settings), InferenceEngine)
     with TestClient(create_app(engine, background_load=engine.load_async, with_ui=False)) as client:
-        assert client.get("/health").json() == {"status": "ok", "model": "echo", "adapters": []}
+        assert client.get("/health").json() == {"status": "ok", "model": "echo", "adapters": [], "variants": ["base"]}
         assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["base"]
         assert client.get("/v1/models").json()["data"][0]["max_model_len"] == 100
         msg = {"model": "base", "messages": [{"role": "user", "content": "one two three four"}], "max_tokens": 3}
@@ -171,7 +171,7 @@ def test_merge_adapter_needs_exactly_one_adapter(tmp_path):
     one = settings_with(tmp_path, merge_adapter=True, adapters={"a": "models/a"})
     registry = AdapterRegistry(one)
     assert registry.variants() == ["a"] and registry.merged == "a"
-    assert registry.health_fields() == {"adapters": ["a"], "merged_adapter": "a"}
+    assert registry.health_fields() == {"adapters": ["a"], "variants": ["a"], "merged_adapter": "a"}
 
 
 @pytest.mark.timeout(90)

@@ -35,7 +35,7 @@ def greedy(client, adapter_name) -> dict:
 def test_health_is_open_and_names_model_and_adapters(server, base_id, adapter_name):
     r = httpx.get(server.url + "/health")  # no key
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "model": base_id, "adapters": [adapter_name]}
+    assert r.json() == {"status": "ok", "model": base_id, "adapters": [adapter_name], "variants": ["base", adapter_name]}
     assert httpx.get(server.url + "/live").json() == {"status": "alive"}  # the probes' route: no key either
     assert httpx.get(server.url + "/v1/models").status_code == 401  # every other route needs the key
 

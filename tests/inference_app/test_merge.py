@@ -73,6 +73,7 @@ def test_merged_mode_serves_the_adapter_only_and_refuses_base_naming_the_setting
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert client.get("/health").json()["merged_adapter"] == adapter_name
+        assert client.get("/health").json()["variants"] == [adapter_name]  # base is not served
         assert [m["id"] for m in client.get("/v1/models").json()["data"]] == [adapter_name]
         body = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 3}
         for name in ("base", s.base_model_id):

@@ -264,10 +264,10 @@ def test_deploy_errors_show_in_the_form(project, tmp_path, monkeypatch):
 
 def test_status_card_links_the_endpoint_and_badges_the_replica():
     from aitk_nb.results import Status
-    from aitk_nb.share import Settings
+    from inference_app.contract import DeployedSettings
 
     html = Status("local", "http://127.0.0.1:7860", "aitk-app", "running", {"status": "ok"},
-                  Settings("model-cache/m", {"demo-facts": "models/demo-facts"}), "2026-01-01T00:00:00+00:00")._repr_html_()
+                  DeployedSettings("model-cache/m", {"demo-facts": "models/demo-facts"}), "2026-01-01T00:00:00+00:00")._repr_html_()
     assert "<a href='http://127.0.0.1:7860' target='_blank'>http://127.0.0.1:7860</a>" in html
     assert "#e6f4ea" in html and ">running</span>" in html and "demo-facts" in html and "last deploy" in html
 

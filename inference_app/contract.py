@@ -1,0 +1,92 @@
+"""The contract between the toolkit (``aitk_nb``, in the user's kernel) and this server (in the
+container): where deploy puts things on the share, what ``settings.json`` holds, which names an
+adapter may not take, and which variants a server serves.
+
+Standard library only: the server imports it without the toolkit installed, and the toolkit
+(installed with ``inference_app`` as a package beside it) imports it without torch or pydantic.
+
+Share layout (the fine-tuning step writes the same, so its outputs are found)::
+
+    inference/inference_app/   the server code        inference/settings.json   what it serves
+    model-cache/<name>/        the base model         models/<name>/            one folder per adapter
+
+Paths in ``settings.json`` are relative to the mount root (``/mount`` in the container, a folder on
+the local target), so one file works in both.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+MOUNT_ROOT = "/mount"
+CODE_DIR = "inference"  # the app's working folder on the share; the settings file sits in it
+SETTINGS_FILE = "settings.json"
+CODE_DEST = f"{CODE_DIR}/inference_app"
+SETTINGS_PATH = f"{CODE_DIR}/{SETTINGS_FILE}"
+MODEL_DIR = "model-cache"
+ADAPTER_DIR = "models"
+
+HEALTH_ROUTE = "/health"  # 200 once the model serves: the readiness probe, and what deploy waits for
+LIVE_ROUTE = "/live"  # 200 while the process serves: the startup and liveness probes
+
+BASE = "base"
+# "__base__" is PEFT's name for "no adapter" in a mixed batch (`adapter_names`): an adapter of that
+# name would be served as the base model
+RESERVED_NAMES = frozenset({BASE, "__base__"})
+
+
+def served_variants(adapters: Sequence[str], merge_adapter: bool) -> list[str]:
+    """What a server serves: ``base`` and every adapter, unless the one adapter is merged into the
+    base weights; then only that adapter (the unmerged base is gone)."""
+    adapters = list(adapters)
+    if merge_adapter and adapters:
+        return adapters[:1]
+    return [BASE, *adapters]
+
+
+def reserved_name_problem(name: str, base_model_id: str | None = None) -> str | None:
+    """Why ``name`` cannot name an adapter (it would mean the base model), or None if it can."""
+    if name in RESERVED_NAMES or (base_model_id is not None and name == base_model_id):
+        return f"the name {name!r} is reserved for the base model"
+    return None
+
+
+def base_model_id(value: str) -> str:
+    """The id under which a ``base_model`` value is served beside ``base``: a folder's name
+    (``model-cache/<name>`` or an absolute path), else the hub id as written."""
+    if value.startswith((f"{MODEL_DIR}/", "/")):
+        return value.rstrip("/").rsplit("/", 1)[-1]
+    return value
+
+
+@dataclass
+class DeployedSettings:
+    """The keys of ``settings.json`` that deploy writes (the server's ``SettingsFile`` reads them,
+    beside keys set by hand such as ``engine``, which are kept here in ``other``)."""
+
+    KEYS = ("base_model", "adapters", "merge_adapter")
+
+    base_model: str | None = None  # "model-cache/<name>" or a hub id
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> "models/<name>"
+    merge_adapter: bool = False
+    other: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: bytes | str | None) -> "DeployedSettings":
+        """The file's content (None or empty: nothing deployed yet)."""
+        if not data:
+            return cls()
+        raw = json.loads(data)
+        return cls(base_model=raw.get("base_model"), adapters=dict(raw.get("adapters") or {}),
+                   merge_adapter=bool(raw.get("merge_adapter", False)),
+                   other={k: v for k, v in raw.items() if k not in cls.KEYS})
+
+    def dumps(self) -> bytes:
+        body = {"base_model": self.base_model, "adapters": self.adapters, **self.other}
+        if self.merge_adapter:
+            body["merge_adapter"] = True
+        return json.dumps(body, indent=2).encode() + b"\n"
+
+    def variants(self) -> list[str]:
+        return served_variants(self.adapters, self.merge_adapter)

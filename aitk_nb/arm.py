@@ -120,7 +120,7 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
     "union": lambda *a: {k: v for d in a for k, v in d.items()} if isinstance(a[0], dict) else list(dict.fromkeys(x for l in a for x in l)),
     "contains": lambda c, x: x in c,
     "uniqueString": unique_string,
-    "guid": lambda *parts: str(__import__("uuid").uuid5(__import__("uuid").NAMESPACE_URL, "-".join(parts))),
+    "guid": lambda *parts: str(uuid.uuid5(uuid.NAMESPACE_URL, "-".join(parts))),
 }
 
 _TYPES = {"string": str, "securestring": str, "int": int, "bool": bool, "array": list, "object": dict, "secureobject": dict}

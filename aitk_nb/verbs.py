@@ -14,7 +14,7 @@ from .config import InferenceConfig, load_parameters
 from .errors import AitkError, NotProvisionedError
 from .project import Project, find_project
 from .results import Card, Displayable, Status
-from .share import plan_deploy
+from .deploy_plan import plan_deploy
 from .targets import get_target
 
 

@@ -277,6 +277,5 @@ class Generation:
             self._release()
 
 
-Engine = TransformersEngine  # the name the tests and older code use
-__all__ = ["BASE", "Engine", "Generation", "GenerationRequest", "InferenceEngine", "SamplingParams", "State",
+__all__ = ["BASE", "Generation", "GenerationRequest", "InferenceEngine", "SamplingParams", "State",
            "TransformersEngine", "check_adapters"]

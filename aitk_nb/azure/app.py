@@ -5,7 +5,7 @@ import time
 from typing import Iterator
 
 from ..errors import ReadinessTimeoutError
-from .session import AzureError, AzureSession, azure_call, missing_ok, word
+from .session import AzureError, AzureSession, azure_call, missing_ok, service_value
 
 API_KEY_SECRET = "aitk-api-key"
 FAILED_STATES = {"Failed", "Degraded"}
@@ -61,8 +61,8 @@ def wait_ready(session: AzureSession, rg: str, name: str, endpoint: str, key: st
                 last = type(e).__name__
             if checks % 5 == 0:
                 rev = latest_revision(session, rg, name)
-                state = f"revision {rev.name}: {word(rev.running_state)}, {word(rev.health_state)}"
-                if word(rev.running_state) in FAILED_STATES:
+                state = f"revision {rev.name}: {service_value(rev.running_state)}, {service_value(rev.health_state)}"
+                if service_value(rev.running_state) in FAILED_STATES:
                     raise AzureError(f"{state}; fix the cause and run `%aitk deploy` again (more: `%aitk logs`)"
                                      f"{_log_tail(session, rg, name)}")
                 last = f"{last}; {state}"
@@ -143,7 +143,7 @@ def scale(session: AzureSession, rg: str, name: str, *, min_replicas: int | None
         with azure_call(f"scaling container app {name}"):
             ops.begin_update(rg, name, ContainerApp(location=app.location, template=template)).result()
     app = get_app(session, rg, name)
-    return {"running": word(app.running_status) or "Running", "min replicas": app.template.scale.min_replicas,
+    return {"running": service_value(app.running_status) or "Running", "min replicas": app.template.scale.min_replicas,
             "max replicas": app.template.scale.max_replicas, "revision": app.latest_revision_name}
 
 

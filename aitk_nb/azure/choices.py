@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .session import AzureSession, azure_call, word
+from .session import AzureSession, azure_call, service_value
 
 
 class AccountChoices:
@@ -30,7 +30,7 @@ class AccountChoices:
         session = self._session(subscription)
         with azure_call("listing regions"):
             regions = list(session.subscription_client.subscriptions.list_locations(subscription))
-        physical = [r for r in regions if r.metadata is None or word(r.metadata.region_type) != "Logical"]
+        physical = [r for r in regions if r.metadata is None or service_value(r.metadata.region_type) != "Logical"]
         return sorted((r.display_name or r.name, r.name) for r in physical)
 
     def gpu_profiles(self, subscription: str, location: str) -> list[tuple[str, str]]:

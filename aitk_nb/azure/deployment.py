@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import write_json_atomic
-from .session import AzureError, AzureSession, azure_call, word
+from .session import AzureError, AzureSession, azure_call, service_value
 
 DEPLOYMENT_NAME = "aitk-inference"
 POLL_SECONDS = 2.0
@@ -87,7 +87,7 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, p
         state_file.unlink(missing_ok=True)
         _report_operations(session, req.resource_group, tracker)
     props = result.properties
-    state = word(props.provisioning_state)
+    state = service_value(props.provisioning_state)
     if state != "Succeeded":
         raise AzureError(f"the deployment ended {state}: {_failure(session, req.resource_group, props.error)}")
     return {k: v.get("value") for k, v in (props.outputs or {}).items()}
@@ -120,7 +120,7 @@ def _report_operations(session: AzureSession, rg: str, tracker: _Tracker) -> Non
     for op in reversed(ops):  # ARM lists the newest first
         target = op.properties.target_resource
         if target is not None:
-            tracker.update(f"{target.resource_type} {target.resource_name}", word(op.properties.provisioning_state))
+            tracker.update(f"{target.resource_type} {target.resource_name}", service_value(op.properties.provisioning_state))
 
 
 def _failure(session: AzureSession, rg: str, error) -> str:
@@ -130,7 +130,7 @@ def _failure(session: AzureSession, rg: str, error) -> str:
     with azure_call("reading deployment operations"):
         for op in session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME):
             p = op.properties
-            if word(p.provisioning_state) == "Failed" and p.target_resource is not None:
+            if service_value(p.provisioning_state) == "Failed" and p.target_resource is not None:
                 parts.append(f"{p.target_resource.resource_type} {p.target_resource.resource_name}: "
                              f"{_status_message(p.status_message)}")
     if not parts and error is not None:

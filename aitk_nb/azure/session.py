@@ -63,8 +63,8 @@ def missing_ok(what: str) -> Iterator[None]:
             raise
 
 
-def word(value: Any) -> str:
-    """An SDK enum as Azure spells it ("Running"), a plain string as it is, None as ""."""
+def service_value(value: Any) -> str:
+    """A value as the service spells it: an SDK enum's value ("Running"), a plain string as it is, None as ""."""
     return "" if value is None else str(getattr(value, "value", value))
 
 
@@ -156,7 +156,7 @@ class AzureSession:
         """(id, display name) of every subscription the credential can see (for the pickers)."""
         with azure_call("listing subscriptions"):
             return [(s.subscription_id, s.display_name) for s in self.subscription_client.subscriptions.list()
-                    if word(s.state) in ("", "Enabled", "Warned")]
+                    if service_value(s.state) in ("", "Enabled", "Warned")]
 
     def resource_groups(self) -> list[tuple[str, str]]:
         with azure_call("listing resource groups"):

@@ -161,12 +161,12 @@ class AzureTarget:
 
     def status(self) -> Status:
         from ..azure import app
-        from ..azure.session import word as _word
+        from ..azure.session import service_value
 
         name = self._app()
         revision = app.latest_revision(self.session, self.resource_group, name)
         count = len(app.replicas(self.session, self.resource_group, name, revision.name))
-        state = f"{_word(revision.running_state)} ({_word(revision.health_state)}), {count} replica{'s' * (count != 1)}"
+        state = f"{service_value(revision.running_state)} ({service_value(revision.health_state)}), {count} replica{'s' * (count != 1)}"
         try:
             settings = DeployedSettings.parse(self.remote().read_bytes(SETTINGS_PATH))
         except AitkError:

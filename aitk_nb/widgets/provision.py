@@ -15,8 +15,9 @@ from .common import ERROR, OK, ActionRunner, changes_table, message_html
 from .model import GPU_PROFILE_PARAMETER, FieldSpec, check_field, form_value, parameter_fields, save_parameters, to_parameters
 from .providers import AzureChoices, azure_choices
 
-AZURE_UNAVAILABLE = ("the azure target is not available in this installation yet: no Azure account "
-                     "provider is registered; use the local target")
+AZURE_UNAVAILABLE = ("the azure target cannot be offered here: no Azure account provider is registered "
+                     "(`aitk_nb.widgets.set_azure_choices`); use the local target, or `%aitk provision --target azure` "
+                     "with options")
 NEW_GROUP_HINT = "pick one, or type a new name to create it"
 
 

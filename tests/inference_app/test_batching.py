@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from inference_app.batching import PEFT_BASE, BatchScheduler, Sequence, sample
-from inference_app.engine import Engine, GenerationRequest, SamplingParams
+from inference_app.engine import TransformersEngine, GenerationRequest, SamplingParams
 from inference_app.settings import load_settings
 
 DEMO_PROMPTS = ["Say hello.", "What is the capital of France?", "Write a haiku about the sea."]
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def engine(mount_root):
     settings = load_settings({"AITK_MOUNT_ROOT": str(mount_root), "AITK_SETTINGS": str(mount_root / "inference" / "settings.json")})
-    eng = Engine(settings.model_copy(update={"max_batch_size": 8, "max_concurrency": 32}))
+    eng = TransformersEngine(settings.model_copy(update={"max_batch_size": 8, "max_concurrency": 32}))
     eng.load()
     yield eng
     eng.shutdown()

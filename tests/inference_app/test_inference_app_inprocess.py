@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from inference_app.api import create_app
-from inference_app.engine import Engine, check_adapters
+from inference_app.engine import TransformersEngine, check_adapters
 from inference_app.errors import AdapterConfigError
 from inference_app.settings import load_settings
 
@@ -18,7 +18,7 @@ def settings(mount_root):
 
 @pytest.mark.timeout(60)
 def test_health_is_503_while_loading_then_200(settings, adapter_name, base_id):
-    engine = Engine(settings)
+    engine = TransformersEngine(settings)
     client = TestClient(create_app(engine, with_ui=False))
     r = client.get("/health")
     assert r.status_code == 503 and r.json() == {"status": "loading"}
@@ -59,7 +59,7 @@ async def _overload_check(engine):
 def test_concurrency_bound_gives_overloaded(settings):
     import asyncio
 
-    engine = Engine(settings.model_copy(update={"max_concurrency": 1}))
+    engine = TransformersEngine(settings.model_copy(update={"max_concurrency": 1}))
     engine.load()
     try:
         asyncio.run(_overload_check(engine))

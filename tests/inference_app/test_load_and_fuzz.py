@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from inference_app.api import create_app
-from inference_app.engine import Engine
+from inference_app.engine import TransformersEngine
 from inference_app.settings import load_settings
 
 pytestmark = pytest.mark.timeout(120)
@@ -76,7 +76,7 @@ def test_memory_stays_flat_over_a_bounded_run(server, adapter_name):
 def fuzz_app(mount_root):
     """The real app and engine in-process, with a tiny token limit so valid cases stay cheap."""
     s = load_settings({"AITK_MOUNT_ROOT": str(mount_root), "AITK_SETTINGS": str(mount_root / "inference" / "settings.json")})
-    engine = Engine(s.model_copy(update={"max_new_tokens": 2, "max_new_tokens_limit": 2}))
+    engine = TransformersEngine(s.model_copy(update={"max_new_tokens": 2, "max_new_tokens_limit": 2}))
     engine.load()
     yield create_app(engine, with_ui=False)
     engine.shutdown()

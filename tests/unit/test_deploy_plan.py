@@ -5,7 +5,7 @@ import pytest
 
 from aitk_nb.errors import DeployError
 from aitk_nb.project import Project
-from aitk_nb.share import plan_deploy
+from aitk_nb.deploy_plan import plan_deploy
 from inference_app.contract import DeployedSettings
 
 

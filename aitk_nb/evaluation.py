@@ -430,7 +430,7 @@ def evaluate(prompts: str | Iterable[str | dict | Prompt], *, variants: list[str
     if endpoint is None:
         from .verbs import endpoint as _endpoint
 
-        found = _endpoint(project=project)
+        found = _endpoint(project=project, fetch=False)
         endpoint = found.url
         api_key = api_key or found.api_key()
     api_key = api_key or os.environ.get("AITK_API_KEY")

@@ -11,10 +11,11 @@ from inference_app.contract import SETTINGS_PATH, DeployedSettings
 
 from . import sync
 from .config import InferenceConfig, load_parameters
+from .deploy_plan import plan_deploy
+from .endpoints import Endpoint, Logs
 from .errors import AitkError, NotProvisionedError
 from .project import Project, find_project
 from .results import Card, Displayable, Status
-from .deploy_plan import plan_deploy
 from .targets import get_target
 
 
@@ -55,43 +56,6 @@ class DeployResult(Displayable):
                 ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
         return Card(f"Deployed to the {self.target} target", rows,
                     ["evaluate with `%%aitk eval --variants " + ",".join(self.variants) + "`"] if self.settings.adapters else [])
-
-
-@dataclass(repr=False)
-class Endpoint(Displayable):
-    url: str
-    target: str
-    project: Project | None = None
-
-    def api_key(self, credential: Any = None) -> str | None:
-        """The endpoint's API key (azure: read from the app's secrets), for clients such as openai.
-        Fetched on each call and never displayed."""
-        if self.project is None:
-            return os.environ.get("AITK_API_KEY")
-        cfg = InferenceConfig.load(self.project.config_path)
-        return get_target(cfg, self.project, credential=credential).api_key()
-
-    @property
-    def openai_base_url(self) -> str:
-        return self.url.rstrip("/") + "/v1"
-
-    def __str__(self) -> str:
-        return self.url
-
-    def card(self) -> Card:
-        return Card("Endpoint", [("Gradio UI and API", self.url), ("OpenAI-compatible base URL", self.openai_base_url),
-                                 ("health", self.url.rstrip("/") + "/health")])
-
-
-@dataclass(repr=False)
-class Logs:
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(self.text)
 
 
 def _context(project: str | os.PathLike | None, credential: Any = None) -> tuple[Project, InferenceConfig, Any]:
@@ -153,7 +117,12 @@ def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None,
             print(done.summary(), flush=True)
     # written last: the app never points at files that are not fully synced
     remote.write_bytes(SETTINGS_PATH, settings.dumps())
-    health = tgt.restart(wait=wait, timeout=timeout, progress=progress) if restart else None
+    health = None
+    if restart:
+        app = _endpoint(proj, cfg, tgt).restart()
+        if progress and app.revision:
+            print(f"restarted revision {app.revision}", flush=True)
+        health = app.wait(timeout, progress=progress).health if wait else None
     return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
 
 
@@ -163,23 +132,29 @@ def status(*, project: str | os.PathLike | None = None, credential: Any = None) 
     return tgt.status()
 
 
-def endpoint(*, project: str | os.PathLike | None = None) -> Endpoint:
-    proj = find_project(project)
-    cfg = InferenceConfig.load(proj.config_path)
+def endpoint(*, project: str | os.PathLike | None = None, credential: Any = None, fetch: bool = True) -> Endpoint:
+    """The deployed app as an object: its URLs, status and raw record (as of `fetch()`), and its verbs
+    (`wait`, `restart`, `scale`, `logs`, `api_key`, `teardown`). `fetch=False` skips reading its state."""
+    proj, cfg, tgt = _context(project, credential)
     if not cfg.ACA_APP_ENDPOINT:
         raise NotProvisionedError(f"no endpoint yet in {proj.config_path}; run `%aitk provision`, then `%aitk deploy`")
-    return Endpoint(cfg.ACA_APP_ENDPOINT, cfg.TARGET, proj)
+    app = _endpoint(proj, cfg, tgt)
+    return app.fetch() if fetch else app
+
+
+def _endpoint(proj: Project, cfg: InferenceConfig, tgt: Any) -> Endpoint:
+    return Endpoint(cfg.ACA_APP_ENDPOINT, cfg.TARGET, cfg.ACA_APP_NAME, proj, _target=tgt)
 
 
 def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.PathLike | None = None,
          credential: Any = None) -> Logs | None:
     """The replica's output: the last `tail` lines, or (follow) new lines as they come until interrupted."""
-    _, _, tgt = _context(project, credential)
+    app = _endpoint(*_context(project, credential))
     if not follow:
-        return Logs(tgt.log_tail(tail))
-    print(tgt.log_tail(tail))
+        return app.logs(tail)
+    print(app.logs(tail))
     try:
-        for line in tgt.follow():
+        for line in app.follow_logs():
             print(line, flush=True)
     except KeyboardInterrupt:
         pass
@@ -199,9 +174,10 @@ def scale(*, min_replicas: int | None = None, max_replicas: int | None = None, s
             raise AitkError(f"{flag} {value}: a replica count from 0 to 1000")
     if max_replicas == 0:
         raise AitkError("--max 0: Container Apps needs at least one; to have no replica, use --stop")
-    _, cfg, tgt = _context(project, credential)
-    state = tgt.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
-    return Card(f"Scaled {cfg.ACA_APP_NAME}", list(state.items()))
+    app = _endpoint(*_context(project, credential))
+    app.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
+    return Card(f"Scaled {app.name}", [("running", app.running), ("min replicas", app.min_replicas),
+                                       ("max replicas", app.max_replicas), ("revision", app.revision)])
 
 
 def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.PathLike | None = None,
@@ -211,11 +187,7 @@ def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.Pat
     what = "the app" if app_only else f"the {cfg.TARGET} environment, its share and {proj.config_path.name}"
     if not yes and not _confirm(f"Tear down {what}? [y/N] "):
         raise AitkError(f"teardown not confirmed; nothing removed (pass --yes to tear down {what})")
-    done = tgt.teardown(app_only=app_only)
-    if not app_only:
-        proj.config_path.unlink(missing_ok=True)
-        done.append(f"{proj.config_path} removed")
-    return Card(f"Tore down the {cfg.TARGET} target", [("done", d) for d in done] or [("done", "nothing was running")])
+    return _endpoint(proj, cfg, tgt).teardown(app_only=app_only)
 
 
 def _confirm(question: str) -> bool:

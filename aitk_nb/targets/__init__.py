@@ -1,14 +1,55 @@
-"""Targets: where the inference app runs. Each one provisions (`plan`/`provision` → config and
-changes), exposes its file share as a sync `Remote` (`remote`), replaces the replica and waits for
-its health route (`restart`), and reports `status`, `log_tail`/`follow`, `scale` and `teardown`. Verbs pick
-one from `infra/inference.config.json`'s TARGET (or provision's --target)."""
+"""Targets: where the inference app runs (`local`: this machine; `azure`: Container Apps). Verbs pick
+one from `infra/inference.config.json`'s TARGET (or provision's --target) and talk to it only through
+the `Target` interface below; the deployed app is the `Endpoint` object (`aitk_nb.endpoints`), whose
+verbs go to the same interface."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 from ..config import TARGETS, InferenceConfig
 from ..errors import ConfigError
 from ..project import Project
+
+if TYPE_CHECKING:
+    from ..endpoints import AppState, Endpoint, Readiness
+    from ..errors import AitkError
+    from ..results import Status
+    from ..sync import Remote
+
+
+class Target(Protocol):
+    name: str  # "local" or "azure"
+
+    # -- provision: the environment from the template and the parameters file
+    def plan(self, params: Any, **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        """What provision would do (resource, action); changes nothing."""
+
+    def provision(self, params: Any, *, progress: bool = True, **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        """Create or update the environment; returns the config to write and what changed."""
+
+    # -- the share that deploy syncs into
+    def remote(self) -> Remote: ...
+
+    # -- the app (what `Endpoint` asks)
+    readiness: Readiness  # the route, the time limit and how often to look while waiting
+    http_verify: Any  # TLS trust for the app's ingress (httpx's `verify`)
+
+    def app_state(self) -> AppState:
+        """The app's status in Container Apps' words, and the service's raw record."""
+
+    def failure(self, endpoint: Endpoint) -> AitkError:
+        """The error for an app in a state it will not recover from, with its log's tail."""
+
+    def restart(self) -> str | None:
+        """Replace the replica (azure: restart the active revision, whose name is returned); no wait."""
+
+    def api_key(self) -> str | None: ...
+    def status(self) -> Status: ...
+    def log_tail(self, n: int | None) -> str: ...
+    def follow(self) -> Iterator[str]: ...
+    def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None: ...
+    def teardown(self, *, app_only: bool) -> list[str]:
+        """Remove the app (and unless `app_only` the environment); what was done, one line each."""
 
 
 _default_credential: Any = None
@@ -21,7 +62,7 @@ def set_credential(credential: Any) -> None:
     _default_credential = credential
 
 
-def get_target(config: InferenceConfig, project: Project, *, credential: Any = None):
+def get_target(config: InferenceConfig, project: Project, *, credential: Any = None) -> Target:
     if config.TARGET == "local":
         from .local import LocalTarget
 

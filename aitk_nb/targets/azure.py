@@ -1,4 +1,5 @@
-"""The azure target: the template deployed with ARM, the share in Azure Files, the app in Container Apps."""
+"""The azure target: the template deployed with ARM, the share in Azure Files, the app in Container Apps.
+(The Azure SDKs are imported by `aitk_nb.azure` only when a call needs them.)"""
 from __future__ import annotations
 
 import functools
@@ -7,7 +8,13 @@ from typing import Any, Iterator
 
 from inference_app.contract import SETTINGS_PATH, DeployedSettings
 
+from ..azure import deployment
+from ..azure.app import ContainerApp
+from ..azure.deployment import DEPLOYMENT_NAME, DeploymentRequest
+from ..azure.files import AzureFilesRemote, share_client
+from ..azure.session import AzureError, AzureSession, azure_call, missing_ok, service_value
 from ..config import InferenceConfig, Parameters, read_json
+from ..endpoints import AppState, Readiness
 from ..errors import AitkError, NotProvisionedError
 from ..project import Project
 from ..results import Status
@@ -23,8 +30,6 @@ class AzureTarget:
 
     @functools.cached_property
     def session(self):
-        from ..azure.session import AzureSession
-
         return AzureSession(self.config.SUBSCRIPTION_ID, self._credential)
 
     @property
@@ -33,15 +38,15 @@ class AzureTarget:
             raise AitkError("no resource group; pass --resource-group RG (an existing group, or a new one with --location)")
         return self.config.RESOURCE_GROUP_NAME
 
-    def _app(self) -> str:
+    @functools.cached_property
+    def app(self):
+        """The container app named in the config (`ContainerApp`)."""
         if not self.config.ACA_APP_NAME:
             raise NotProvisionedError(f"{self.project.config_path.name} names no ACA_APP_NAME; run `%aitk provision --target azure`")
-        return self.config.ACA_APP_NAME
+        return ContainerApp(self.session, self.resource_group, self.config.ACA_APP_NAME)
 
     # -- provision -------------------------------------------------------------------------------
     def _request(self, params: Parameters):
-        from ..azure.deployment import DeploymentRequest
-
         template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
         values = params.arm_values()
         if "apiKey" in template.get("parameters", {}) and "apiKey" not in values:
@@ -50,8 +55,6 @@ class AzureTarget:
 
     def _existing_api_key(self) -> str | None:
         """Re-provisioning keeps the endpoint's key: read it from the app named in the current config."""
-        from ..azure.app import api_key
-
         try:
             previous = InferenceConfig.load(self.project.config_path)
         except AitkError:
@@ -59,15 +62,13 @@ class AzureTarget:
         if previous.TARGET != "azure" or not previous.ACA_APP_NAME or previous.RESOURCE_GROUP_NAME != self.resource_group:
             return None
         try:
-            return api_key(self.session, self.resource_group, previous.ACA_APP_NAME)
+            return ContainerApp(self.session, self.resource_group, previous.ACA_APP_NAME).api_key()
         except AitkError:
             return None
 
     def _check_storage_name(self, params: Parameters) -> None:
         """A storage account named in the parameters is reused when it is in this resource group; taken
         anywhere else (the names are global), it would fail the deployment half-way: say so first."""
-        from ..azure.session import azure_call, missing_ok
-
         name = params.storageAccountName
         if not name:
             return  # the template's default: unique to the resource group
@@ -83,8 +84,6 @@ class AzureTarget:
                             "null for a unique default), or name an account of this resource group to reuse it")
 
     def plan(self, params: Parameters) -> tuple[InferenceConfig, list[tuple[str, str]]]:
-        from ..azure import deployment
-
         self._check_storage_name(params)
         rgs = self.session.resources.resource_groups
         if not rgs.check_existence(self.resource_group):
@@ -94,8 +93,6 @@ class AzureTarget:
         return self.config, deployment.what_if(self.session, req)
 
     def provision(self, params: Parameters, *, progress: bool = True) -> tuple[InferenceConfig, list[tuple[str, str]]]:
-        from ..azure import deployment
-
         self._check_storage_name(params)
         location = deployment.ensure_resource_group(self.session, self.resource_group, params.location)
         self._check_gpu_quota(params.location or location, params)
@@ -110,8 +107,6 @@ class AzureTarget:
 
     def _check_gpu_quota(self, location: str, params: Parameters) -> None:
         """Fail before deploying when the location's GPU quota cannot hold maximumInstanceCount replicas."""
-        from ..azure.session import azure_call
-
         template = read_json(self.project.template_path, "")
         profile = params.extra.get("gpuWorkloadProfileType") or template["parameters"].get("gpuWorkloadProfileType", {}).get("defaultValue", "")
         family = next((f for f in ("T4", "A100") if f in str(profile)), None)
@@ -132,8 +127,6 @@ class AzureTarget:
 
     # -- share and replica -----------------------------------------------------------------------
     def remote(self):
-        from ..azure.files import AzureFilesRemote, share_client
-
         if not (self.config.STORAGE_ACCOUNT_NAME and self.config.FILE_SHARE_NAME):
             raise NotProvisionedError(f"{self.project.config_path.name} needs STORAGE_ACCOUNT_NAME and FILE_SHARE_NAME; "
                                       "run `%aitk provision --target azure` or fill them in")
@@ -141,70 +134,56 @@ class AzureTarget:
                                              self.config.FILE_SHARE_NAME))
 
     def api_key(self) -> str | None:
-        from ..azure.app import api_key
+        return self.app.api_key()
 
-        return api_key(self.session, self.resource_group, self._app())
+    # -- the app (what the endpoint object asks) -------------------------------------------------
+    readiness = Readiness(timeout=DEFAULT_READY_TIMEOUT, health_every=2.0, state_every=10.0)
 
-    def restart(self, *, wait: bool = True, timeout: float | None = None, progress: bool = True) -> dict | None:
-        from ..azure import app
+    @property
+    def http_verify(self):
+        return self.session.httpx_verify
 
-        name = self._app()
-        revision = app.restart(self.session, self.resource_group, name)
-        if progress:
-            print(f"restarted revision {revision}", flush=True)
-        if not wait:
-            return None
-        if not self.config.ACA_APP_ENDPOINT:
-            raise NotProvisionedError(f"{self.project.config_path.name} has no ACA_APP_ENDPOINT; run `%aitk provision`")
-        return app.wait_ready(self.session, self.resource_group, name, self.config.ACA_APP_ENDPOINT, self.api_key(),
-                              timeout=DEFAULT_READY_TIMEOUT if timeout is None else timeout, progress=progress)
+    def app_state(self) -> AppState:
+        return self.app.state()
+
+    def failure(self, endpoint) -> AitkError:
+        return AzureError(f"{endpoint.detail}; fix the cause and run `%aitk deploy` again (more: `%aitk logs`)"
+                          f"{self.app.log_tail_note()}")
+
+    def restart(self) -> str:
+        return self.app.restart()
 
     def status(self) -> Status:
-        from ..azure import app
-        from ..azure.session import service_value
-
-        name = self._app()
-        revision = app.latest_revision(self.session, self.resource_group, name)
-        count = len(app.replicas(self.session, self.resource_group, name, revision.name))
-        state = f"{service_value(revision.running_state)} ({service_value(revision.health_state)}), {count} replica{'s' * (count != 1)}"
+        app = self.app
+        revision = app.latest_revision()
+        count = len(app.replicas(revision.name))
+        state = (f"{service_value(revision.running_state)} ({service_value(revision.health_state)}), "
+                 f"{count} replica{'s' * (count != 1)}")
         try:
             settings = DeployedSettings.parse(self.remote().read_bytes(SETTINGS_PATH))
         except AitkError:
             settings = None
-        return Status(self.name, self.config.ACA_APP_ENDPOINT, name, state, None, settings,
+        return Status(self.name, self.config.ACA_APP_ENDPOINT, app.name, state, None, settings,
                       str(revision.created_time) if revision.created_time else None)
 
     def log_tail(self, n: int | None) -> str:
-        from ..azure.app import log_lines
-
-        return "\n".join(log_lines(self.session, self.resource_group, self._app(), tail=n, follow=False))
+        return "\n".join(self.app.log_lines(tail=n, follow=False))
 
     def follow(self) -> Iterator[str]:
-        from ..azure.app import log_lines
+        return self.app.log_lines(tail=0, follow=True)
 
-        return log_lines(self.session, self.resource_group, self._app(), tail=0, follow=True)
-
-    def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> dict:
-        from ..azure import app
-
-        return app.scale(self.session, self.resource_group, self._app(), min_replicas=min_replicas,
-                         max_replicas=max_replicas, stop=stop, start=start)
+    def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
+        self.app.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
 
     def teardown(self, *, app_only: bool) -> list[str]:
-        from ..azure import app
-
-        name = self._app()
-        app.delete_app(self.session, self.resource_group, name)
-        done = [f"container app {name} deleted"]
+        self.app.delete()
+        done = [f"container app {self.app.name} deleted"]
         if not app_only:
             done += self._delete_deployment_resources()
         return done
 
     def _delete_deployment_resources(self) -> list[str]:
         """Delete what the deployment created (top-level resources, newest first), then its record."""
-        from ..azure.deployment import DEPLOYMENT_NAME
-        from ..azure.session import azure_call
-
         template = read_json(self.project.template_path, "")
         versions = {r["type"].lower(): r["apiVersion"] for r in template.get("resources", [])}
         done = []

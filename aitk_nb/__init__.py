@@ -4,7 +4,9 @@
     %aitk provision --target local
     %aitk deploy --adapter models/my-adapter
 
-The verbs are also plain functions (imported on first use, so `import aitk_nb` stays light).
+The verbs are also plain functions (imported on first use, so `import aitk_nb` stays light);
+`begin_provision` / `begin_deploy` run the long ones in the background and return an `Operation`,
+and `endpoint()` returns the deployed app as an `Endpoint` object.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "provision": "verbs", "deploy": "verbs", "status": "verbs", "endpoint": "verbs", "logs": "verbs",
     "scale": "verbs", "teardown": "verbs", "evaluate": "evaluation", "AitkError": "errors", "set_credential": "targets",
+    "begin_provision": "verbs", "begin_deploy": "verbs", "Endpoint": "endpoints", "Operation": "operations",
 }
 __all__ = [*_LAZY, "load_ipython_extension"]
 

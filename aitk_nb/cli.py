@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(port=args.port, project=args.project)
             return 0
+        if getattr(args, "background", False):
+            raise AitkError("--background is for notebooks: the command would end with the work; leave it out")
         cell = None
         if args.verb == "eval":
             cell = sys.stdin.read() if args.prompts == "-" else _read(args.prompts)

@@ -9,11 +9,37 @@ from typing import Any, Callable
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .config import TARGETS
-from .errors import ConfigError
+from .errors import AitkError, ConfigError
 
 
 def _project(f):
     return argument("--project", metavar="PATH", help="project folder (default: nearest folder upward with infra/)")(f)
+
+
+def _background(f):
+    return argument("--background", action="store_true",
+                    help="return at once with the running operation (`.status()`, `.result()`, `.cancel()`); "
+                         "its progress shows in this cell and the kernel stays free (notebooks only)")(f)
+
+
+def _finish(operation, background: bool):
+    """The operation itself when it runs in the background (its outcome shows in the cell that started
+    it when it ends), else its result (an interrupt stops it at its next safe point)."""
+    if not background:
+        return operation.result()
+    operation.add_done_callback(_show_outcome)
+    return operation
+
+
+def _show_outcome(operation) -> None:
+    import sys
+
+    from IPython.display import display
+
+    try:
+        display(operation.result())
+    except AitkError as e:  # one line, as the magic shows it when it waits
+        print(f"{operation.title}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 @magic_arguments(name="%aitk provision")
@@ -25,12 +51,13 @@ def _project(f):
 @argument("--port", type=int, help="local target: the port to serve on (default: the template's ingress port, 7860)")
 @argument("--what-if", action="store_true", help="show what would change, change nothing")
 @argument("--yes", action="store_true", help="do not ask for confirmation")
+@_background
 @_project
 def provision(args, cell: str | None):
     """Create or update the inference environment from infra/provision/inference.json and the
     parameters file; writes infra/inference.config.json. As a cell magic, the body is a JSON object
     of parameter overrides, e.g. {"maximumInstanceCount": 2}."""
-    from .verbs import provision as run
+    from .verbs import begin_provision
 
     overrides: dict[str, Any] = {}
     if cell and cell.strip():
@@ -46,8 +73,9 @@ def provision(args, cell: str | None):
         raise ConfigError("--subscription and --resource-group are for --target azure")
     if args.target == "azure" and args.port:
         raise ConfigError("--port is for --target local")
-    return run(args.target, project=args.project, parameters=args.parameters, overrides=overrides or None,
-               port=args.port, what_if=args.what_if, subscription=args.subscription, resource_group=args.resource_group)
+    return _finish(begin_provision(args.target, project=args.project, parameters=args.parameters,
+                                   overrides=overrides or None, port=args.port, what_if=args.what_if,
+                                   subscription=args.subscription, resource_group=args.resource_group), args.background)
 
 
 @magic_arguments(name="%aitk deploy")
@@ -61,14 +89,16 @@ def provision(args, cell: str | None):
 @argument("--merge-adapter", action=argparse.BooleanOptionalAction, default=None,
           help="fold the one adapter into the base weights (faster; `base` is then not served); "
                "default: as deployed")
+@_background
 @_project
 def deploy(args, cell: str | None):
     """Sync the inference app, base model and adapters to the share, restart the replica and wait
     until /health answers."""
-    from .verbs import deploy as run
+    from .verbs import begin_deploy
 
-    return run(args.adapter, args.model, project=args.project, restart=not args.no_restart,
-               wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter)
+    return _finish(begin_deploy(args.adapter, args.model, project=args.project, restart=not args.no_restart,
+                                wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter),
+                   args.background)
 
 
 @magic_arguments(name="%aitk status")
@@ -83,7 +113,7 @@ def status(args, cell: str | None):
 @magic_arguments(name="%aitk endpoint")
 @_project
 def endpoint(args, cell: str | None):
-    """The endpoint URL (Gradio UI and API), its OpenAI-compatible base URL and health route."""
+    """The endpoint URL (Gradio UI and API), its OpenAI-compatible base URL, health route and state."""
     from .verbs import endpoint as run
 
     return run(project=args.project)

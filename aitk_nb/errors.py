@@ -36,6 +36,12 @@ class ReadinessTimeoutError(AitkError, TimeoutError):
     """The endpoint did not answer its health route in time."""
 
 
+# -- long operations -----------------------------------------------------------------------------
+class OperationCancelledError(AitkError):
+    """A long operation stopped at a safe point because it was cancelled; the message says what that
+    left behind and how to finish."""
+
+
 # -- evaluation ----------------------------------------------------------------------------------
 class EvalError(AitkError):
     """Evaluation input is wrong (bad JSONL, unknown variant) or the endpoint refused it."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from inference_app.contract import DeployedSettings
 
 
@@ -91,3 +93,42 @@ class Status(Displayable):
                 ("adapters", self.settings and ", ".join(self.settings.adapters) or None)]
         notes = [f"last log lines:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
         return Card("aitk-nb status", rows, notes)
+
+
+@dataclass(repr=False)
+class ProvisionResult(Displayable):
+    target: str
+    endpoint: str | None
+    config_path: "Path | None"
+    changes: list[tuple[str, str]]
+    what_if: bool = False
+
+    def card(self) -> Card:
+        rows = [(what, action) for what, action in self.changes]
+        if self.what_if:
+            return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
+                        ["run again without --what-if to apply"])
+        return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
+                    ["next: `%aitk deploy --adapter PATH`"])
+
+
+@dataclass(repr=False)
+class DeployResult(Displayable):
+    target: str
+    endpoint: str
+    settings: "DeployedSettings"
+    synced: list[str]
+    restarted: bool
+    health: dict | None
+    seconds: float
+
+    @property
+    def variants(self) -> list[str]:
+        return self.settings.variants()
+
+    def card(self) -> Card:
+        state = ("ready" if self.health else "restarted, not awaited (--no-wait)") if self.restarted else "files synced, not restarted (--no-restart)"
+        rows = [("endpoint", self.endpoint), ("state", state), ("base model", self.settings.base_model),
+                ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
+        return Card(f"Deployed to the {self.target} target", rows,
+                    ["evaluate with `%%aitk eval --variants " + ",".join(self.variants) + "`"] if self.settings.adapters else [])

@@ -95,7 +95,7 @@ class SyncPlan:
         return sum(s.size for _, _, s in self.uploads)
 
     def summary(self) -> str:
-        return (f"{self.dest}: {len(self.uploads)} changed ({_human(self.upload_bytes)}), "
+        return (f"{self.dest}: {len(self.uploads)} changed ({human(self.upload_bytes)}), "
                 f"{self.unchanged} unchanged, {len(self.deletes)} deleted")
 
 
@@ -114,8 +114,12 @@ def plan(source: Path, remote: Remote, dest: str, *, delete_extra: bool = True,
     return p
 
 
-def run(p: SyncPlan, remote: Remote, *, workers: int = 4, progress: bool = True) -> SyncPlan:
-    """Carry out a plan: uploads in parallel with one byte-progress bar, then deletions."""
+def run(p: SyncPlan, remote: Remote, *, workers: int = 4, progress: bool = True,
+        checkpoint: Callable[[], None] | None = None, on_bytes: Callable[[int], None] | None = None) -> SyncPlan:
+    """Carry out a plan: uploads in parallel with one byte-progress bar, then deletions.
+
+    `checkpoint()` is called before each file (it raises to stop the sync there: the uploads in flight
+    finish, so no file is left half-written by a stop); `on_bytes(n)` as bytes are sent."""
     from tqdm.auto import tqdm
 
     with tqdm(total=p.upload_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=f"upload {p.dest}",
@@ -125,15 +129,21 @@ def run(p: SyncPlan, remote: Remote, *, workers: int = 4, progress: bool = True)
         def advance(n: int) -> None:
             with lock:
                 bar.update(n)
+                if on_bytes is not None:
+                    on_bytes(n)
 
         def one(item: tuple[str, Path, FileState]) -> None:
+            if checkpoint is not None:
+                checkpoint()
             rel, path, state = item
             remote.upload(_join(p.dest, rel), path, state, advance)
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            # list() re-raises the first failure; files already written stay whole
+            # list() re-raises the first failure (after the uploads in flight end); files written stay whole
             list(pool.map(one, sorted(p.uploads, key=lambda u: -u[2].size)))
     for rel in p.deletes:
+        if checkpoint is not None:
+            checkpoint()
         remote.delete(_join(p.dest, rel))
     return p
 
@@ -147,7 +157,8 @@ def _join(dest: str, rel: str) -> str:
     return str(PurePosixPath(dest) / rel) if dest else rel
 
 
-def _human(n: float) -> str:
+def human(n: float) -> str:
+    """A byte count for people: "512 B", "3.2 MiB"."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

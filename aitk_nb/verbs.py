@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,47 +14,9 @@ from .deploy_plan import plan_deploy
 from .endpoints import Endpoint, Logs
 from .errors import AitkError, NotProvisionedError
 from .project import Project, find_project
-from .results import Card, Displayable, Status
+from .operations import Operation
+from .results import Card, DeployResult, ProvisionResult, Status
 from .targets import get_target
-
-
-@dataclass(repr=False)
-class ProvisionResult(Displayable):
-    target: str
-    endpoint: str | None
-    config_path: Path | None
-    changes: list[tuple[str, str]]
-    what_if: bool = False
-
-    def card(self) -> Card:
-        rows = [(what, action) for what, action in self.changes]
-        if self.what_if:
-            return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
-                        ["run again without --what-if to apply"])
-        return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
-                    ["next: `%aitk deploy --adapter PATH`"])
-
-
-@dataclass(repr=False)
-class DeployResult(Displayable):
-    target: str
-    endpoint: str
-    settings: DeployedSettings
-    synced: list[str]
-    restarted: bool
-    health: dict | None
-    seconds: float
-
-    @property
-    def variants(self) -> list[str]:
-        return self.settings.variants()
-
-    def card(self) -> Card:
-        state = ("ready" if self.health else "restarted, not awaited (--no-wait)") if self.restarted else "files synced, not restarted (--no-restart)"
-        rows = [("endpoint", self.endpoint), ("state", state), ("base model", self.settings.base_model),
-                ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
-        return Card(f"Deployed to the {self.target} target", rows,
-                    ["evaluate with `%%aitk eval --variants " + ",".join(self.variants) + "`"] if self.settings.adapters else [])
 
 
 def _context(project: str | os.PathLike | None, credential: Any = None) -> tuple[Project, InferenceConfig, Any]:
@@ -64,15 +25,16 @@ def _context(project: str | os.PathLike | None, credential: Any = None) -> tuple
     return proj, cfg, get_target(cfg, proj, credential=credential)
 
 
-def provision(target: str = "local", *, project: str | os.PathLike | None = None, parameters: str | os.PathLike | None = None,
-              overrides: dict[str, Any] | None = None, port: int | None = None, what_if: bool = False,
-              subscription: str | None = None, resource_group: str | None = None, credential: Any = None,
-              progress: bool = True) -> ProvisionResult:
-    """Create (or update) the target's environment from the template and parameters file, and write
-    `infra/inference.config.json`. With `what_if`, only report what would change.
-
-    local: `port` (default: the template's ingress port). azure: `subscription`, `resource_group`,
-    `credential` (any azure-core TokenCredential; default DefaultAzureCredential)."""
+def begin_provision(target: str = "local", *, project: str | os.PathLike | None = None,
+                    parameters: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+                    port: int | None = None, what_if: bool = False, subscription: str | None = None,
+                    resource_group: str | None = None, credential: Any = None, progress: bool = True,
+                    continuation_token: str | None = None) -> Operation[ProvisionResult]:
+    """Start `provision` in the background; returns the operation (`.result()`, `.status()`,
+    `.cancel()`: before the ARM deployment, at the next step; during it, through ARM).
+    `continuation_token`: an earlier operation's, to resume its ARM deployment after a kernel restart
+    (without it, an interrupted deployment of this project is resumed from `.aitk/azure/` anyway).
+    The parameters are read and checked before it starts: a bad file raises here."""
     proj = find_project(project)
     params = load_parameters(Path(parameters) if parameters else proj.parameters_path, overrides)
     if target == "azure" and not (subscription and resource_group):
@@ -83,13 +45,33 @@ def provision(target: str = "local", *, project: str | os.PathLike | None = None
             resource_group = resource_group or previous.RESOURCE_GROUP_NAME
     config = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
     tgt = get_target(config, proj, credential=credential)
-    options = {"port": port} if target == "local" else {}
-    if what_if:
-        config, changes = tgt.plan(params, **options)
-        return ProvisionResult(target, config.ACA_APP_ENDPOINT, None, changes, what_if=True)
-    config, changes = tgt.provision(params, progress=progress, **options)
-    config.save(proj.config_path)
-    return ProvisionResult(target, config.ACA_APP_ENDPOINT, proj.config_path, changes)
+    options: dict[str, Any] = {"port": port} if target == "local" else {"continuation_token": continuation_token}
+
+    def work(op: Operation) -> ProvisionResult:
+        if what_if:
+            op.report(f"previewing what provision would do on the {target} target")
+            planned, changes = tgt.plan(params, **{k: v for k, v in options.items() if k == "port"})
+            return ProvisionResult(target, planned.ACA_APP_ENDPOINT, None, changes, what_if=True)
+        made, changes = tgt.provision(params, progress=progress, operation=op, **options)
+        made.save(proj.config_path)
+        return ProvisionResult(target, made.ACA_APP_ENDPOINT, proj.config_path, changes)
+
+    return Operation.start(f"provision ({target})", work)
+
+
+def provision(target: str = "local", *, project: str | os.PathLike | None = None,
+              parameters: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+              port: int | None = None, what_if: bool = False, subscription: str | None = None,
+              resource_group: str | None = None, credential: Any = None, progress: bool = True) -> ProvisionResult:
+    """Create (or update) the target's environment from the template and parameters file, and write
+    `infra/inference.config.json`. With `what_if`, only report what would change.
+
+    local: `port` (default: the template's ingress port). azure: `subscription`, `resource_group`,
+    `credential` (any azure-core TokenCredential; default DefaultAzureCredential).
+    `begin_provision(...).result()`: an interrupt stops it at its next safe point."""
+    return begin_provision(target, project=project, parameters=parameters, overrides=overrides, port=port,
+                           what_if=what_if, subscription=subscription, resource_group=resource_group,
+                           credential=credential, progress=progress).result()
 
 
 def _previous_config(proj: Project) -> InferenceConfig:
@@ -99,31 +81,74 @@ def _previous_config(proj: Project) -> InferenceConfig:
         return InferenceConfig()
 
 
-def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *, project: str | os.PathLike | None = None,
-           restart: bool = True, wait: bool = True, timeout: float | None = None, progress: bool = True,
-           merge_adapter: bool | None = None, credential: Any = None) -> DeployResult:
-    """Sync the inference app, the base model and the adapters to the share, then restart the replica
-    and wait until its health route answers."""
-    start = time.monotonic()
+# what stopping at each of deploy's safe points leaves behind (the cancel error says it)
+_STOPPED_SYNCING = ("stopped between files: each file on the share is whole (old or new), settings.json still "
+                    "names what was deployed before and the replica was not restarted; run `%aitk deploy` again to finish")
+_STOPPED_BEFORE_RESTART = ("every file is synced and settings.json written, the replica was not restarted; "
+                           "run `%aitk deploy` again to restart it")
+_STOPPED_WAITING = "the replica was restarted and is still starting; `%aitk status` shows when it is ready"
+
+
+def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
+                 project: str | os.PathLike | None = None, restart: bool = True, wait: bool = True,
+                 timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
+                 credential: Any = None) -> Operation[DeployResult]:
+    """Start `deploy` in the background; returns the operation (`.result()`, `.status()`, `.cancel()`:
+    between files, never within one; before the restart; or while waiting for /health). The inputs
+    are checked against what is deployed before it starts: a bad adapter or model path raises here."""
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
     previous = DeployedSettings.parse(remote.read_bytes(SETTINGS_PATH))
     settings, uploads = plan_deploy(proj, previous, list(adapters), model, merge_adapter)
-    synced = []
-    for up in uploads:
-        done = sync.sync(up.source, remote, up.dest, progress=progress)
-        synced.append(done.summary())
-        if progress:
-            print(done.summary(), flush=True)
-    # written last: the app never points at files that are not fully synced
-    remote.write_bytes(SETTINGS_PATH, settings.dumps())
-    health = None
-    if restart:
-        app = _endpoint(proj, cfg, tgt).restart()
-        if progress and app.revision:
-            print(f"restarted revision {app.revision}", flush=True)
-        health = app.wait(timeout, progress=progress).health if wait else None
-    return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
+
+    def work(op: Operation) -> DeployResult:
+        start = time.monotonic()
+        plans = []
+        for up in uploads:  # every folder compared first: the progress then counts all the bytes to send
+            op.checkpoint(_STOPPED_SYNCING)
+            op.report(f"comparing {up.dest} with the share")
+            plans.append(sync.plan(up.source, remote, up.dest))
+        total, sent = sum(p.upload_bytes for p in plans) or 1, 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            op.report(f"uploading: {sync.human(sent)} of {sync.human(total)}", sent / total)
+
+        synced = []
+        for p in plans:
+            sync.run(p, remote, progress=progress, checkpoint=lambda: op.checkpoint(_STOPPED_SYNCING), on_bytes=count)
+            synced.append(p.summary())
+            if progress:
+                print(p.summary(), flush=True)
+        op.checkpoint(_STOPPED_SYNCING)
+        # written last: the app never points at files that are not fully synced
+        remote.write_bytes(SETTINGS_PATH, settings.dumps())
+        health = None
+        if restart:
+            op.checkpoint(_STOPPED_BEFORE_RESTART)
+            op.report("restarting the replica", 1.0)
+            app = _endpoint(proj, cfg, tgt).restart()
+            if progress and app.revision:
+                print(f"restarted revision {app.revision}", flush=True)
+            if wait:
+                health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_STOPPED_WAITING),
+                                  report=op.report).health
+        return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
+
+    return Operation.start("deploy", work)
+
+
+def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
+           project: str | os.PathLike | None = None, restart: bool = True, wait: bool = True,
+           timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
+           credential: Any = None) -> DeployResult:
+    """Sync the inference app, the base model and the adapters to the share, then restart the replica
+    and wait until its health route answers. Without `adapters` the deployed ones stay; without
+    `model` the deployed base stays, or comes from the adapters' adapter_config.json.
+    `begin_deploy(...).result()`: an interrupt stops it at its next safe point (between files)."""
+    return begin_deploy(adapters, model, project=project, restart=restart, wait=wait, timeout=timeout,
+                        progress=progress, merge_adapter=merge_adapter, credential=credential).result()
 
 
 def status(*, project: str | os.PathLike | None = None, credential: Any = None) -> Status:

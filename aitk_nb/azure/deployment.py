@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import write_json_atomic
+from ..operations import Operation
 from .session import AzureError, AzureSession, azure_call, service_value
 
 DEPLOYMENT_NAME = "aitk-inference"
@@ -56,27 +57,34 @@ def what_if(session: AzureSession, req: DeploymentRequest) -> list[tuple[str, st
     return [(_short(c.resource_id), str(getattr(c.change_type, "value", c.change_type))) for c in result.changes or []]
 
 
-def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, progress: bool = True,
-           resources: int | None = None) -> dict[str, Any]:
-    """Create or update; live per-resource progress (a bar over `resources`, a line per state change);
-    returns the template outputs."""
+def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, operation: Operation,
+           progress: bool = True, resources: int | None = None, continuation_token: str | None = None) -> dict[str, Any]:
+    """Create or update; live per-resource progress (a bar over `resources`, a line per state change,
+    reported to `operation` too); returns the template outputs. The poller's continuation token is the
+    operation's, and saved in `state_file` until the deployment ends; cancelling the operation cancels
+    the deployment through ARM."""
     from tqdm.auto import tqdm
 
     deployments = session.deployments.deployments
-    token = _saved_token(state_file, req.resource_group)
+    token = continuation_token or _saved_token(state_file, req.resource_group)
     with azure_call("starting the deployment"):
         if token:
             poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body(), continuation_token=token)
         else:
             poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body())
+    operation.set_continuation_token(poller.continuation_token())
     write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": DEPLOYMENT_NAME,
                                    "continuation_token": poller.continuation_token()})
+    operation.on_cancel(lambda: _cancel(session, req.resource_group, operation))
     with tqdm(total=resources, desc=f"deployment {DEPLOYMENT_NAME}", unit="resource", disable=not progress) as bar:
-        tracker = _Tracker(bar, progress)
+        tracker = _Tracker(bar, progress, operation, resources)
         try:
             with azure_call("deploying the template"):
                 while not poller.done():
                     _report_operations(session, req.resource_group, tracker)
+                    # an interrupt stops watching here; the deployment goes on in Azure and the next
+                    # provision resumes it from the saved token
+                    operation.checkpoint("the deployment goes on in Azure; `%aitk provision` again resumes it")
                     poller.wait(POLL_SECONDS)
                 result = poller.result()
         except AzureError as e:
@@ -84,6 +92,8 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, p
             _report_operations(session, req.resource_group, tracker)
             raise AzureError(f"the deployment failed: {_failure(session, req.resource_group, e)}", code=e.code,
                              status=e.status, request_id=e.request_id) from e
+        finally:
+            operation.on_cancel(None)
         state_file.unlink(missing_ok=True)
         _report_operations(session, req.resource_group, tracker)
     props = result.properties
@@ -93,19 +103,38 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, p
     return {k: v.get("value") for k, v in (props.outputs or {}).items()}
 
 
+def state(session: AzureSession, rg: str) -> str:
+    """The deployment's provisioning state as ARM gives it ("Running", "Succeeded", "Canceled", ...)."""
+    with azure_call("reading the deployment"):
+        return service_value(session.deployments.deployments.get(rg, DEPLOYMENT_NAME).properties.provisioning_state)
+
+
+def _cancel(session: AzureSession, rg: str, operation: Operation) -> None:
+    """Cancel the running deployment through ARM (resources it already made stay, as ARM leaves them)."""
+    try:
+        with azure_call("cancelling the deployment"):
+            session.deployments.deployments.cancel(rg, DEPLOYMENT_NAME)
+    except AzureError as e:  # e.g. it has just finished: the operation ends as the deployment did
+        operation.report(str(e))
+        return
+    operation.report("cancel sent to ARM; waiting for the deployment to stop")
+
+
 class _Tracker:
     """Each resource's last state: a line when it changes, the bar advanced when it is done."""
 
     DONE = ("Succeeded", "Failed", "Canceled")
 
-    def __init__(self, bar, progress: bool):
-        self.bar, self.progress, self.seen = bar, progress, {}
+    def __init__(self, bar, progress: bool, operation: Operation, total: int | None):
+        self.bar, self.progress, self.operation, self.total, self.seen = bar, progress, operation, total, {}
 
     def update(self, name: str, state: str) -> None:
         if self.seen.get(name) == state:
             return
         was_done = self.seen.get(name) in self.DONE
         self.seen[name] = state
+        done = sum(s in self.DONE for s in self.seen.values())
+        self.operation.report(f"{state} {name}", done / self.total if self.total else None)
         if not self.progress:
             return
         self.bar.write(f"  {state:<10} {name}")

@@ -15,7 +15,8 @@ from ..azure.files import AzureFilesRemote, share_client
 from ..azure.session import AzureError, AzureSession, azure_call, missing_ok, service_value
 from ..config import InferenceConfig, Parameters, read_json
 from ..endpoints import AppState, Readiness
-from ..errors import AitkError, NotProvisionedError
+from ..errors import AitkError, NotProvisionedError, OperationCancelledError
+from ..operations import Operation
 from ..project import Project
 from ..results import Status
 
@@ -92,15 +93,36 @@ class AzureTarget:
         deployment.validate(self.session, req)
         return self.config, deployment.what_if(self.session, req)
 
-    def provision(self, params: Parameters, *, progress: bool = True) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+    def provision(self, params: Parameters, *, progress: bool = True, operation: Operation,
+                  continuation_token: str | None = None) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        op = operation
+        op.report("checking the storage account name")
         self._check_storage_name(params)
+        op.checkpoint("nothing was made")
+        op.report(f"resource group {self.resource_group}")
         location = deployment.ensure_resource_group(self.session, self.resource_group, params.location)
+        made = f"resource group {self.resource_group} exists; nothing in it was made"
+        op.checkpoint(made)
+        op.report(f"checking the GPU quota in {params.location or location}")
         self._check_gpu_quota(params.location or location, params)
         req = self._request(params)
+        op.report("validating the template")
         deployment.validate(self.session, req)
+        op.checkpoint(made)
+        op.report("previewing the deployment (what-if)")
         changes = deployment.what_if(self.session, req)
-        outputs = deployment.deploy(self.session, req, state_file=self.project.state_dir / "azure" / "deployment.json",
-                                    progress=progress, resources=len(changes) or None)
+        op.checkpoint(made)
+        try:
+            outputs = deployment.deploy(self.session, req, state_file=self.project.state_dir / "azure" / "deployment.json",
+                                        progress=progress, resources=len(changes) or None, operation=op,
+                                        continuation_token=continuation_token)
+        except AzureError as e:
+            if op.cancel_requested:
+                raise OperationCancelledError(
+                    f"provision cancelled through ARM (the deployment ended {deployment.state(self.session, self.resource_group)}); "
+                    "what it made before it stopped stays: run `%aitk provision` again to finish, or `%aitk teardown` "
+                    "to remove it") from e
+            raise
         known = set(InferenceConfig.__dataclass_fields__)
         config = InferenceConfig(TARGET="azure", **{k: v for k, v in outputs.items() if k in known and k != "TARGET"})
         return config, changes

@@ -25,6 +25,7 @@ from ..errors import AitkError, NotProvisionedError, PortInUseError, ReplicaCras
 from ..local.logs import LogFile
 from ..local.process import ReplicaProcess, port_free
 from ..local.record import HOST, AppRecord
+from ..operations import Operation
 from ..project import Project
 from ..results import Status
 from ..sync import LocalFolderRemote
@@ -62,8 +63,10 @@ class LocalTarget:
         ]
         return record, config, changes
 
-    def provision(self, params: Parameters, *, port: int | None = None, progress: bool = True) -> tuple[InferenceConfig, list]:
+    def provision(self, params: Parameters, *, port: int | None = None, progress: bool = True,
+                  operation: Operation) -> tuple[InferenceConfig, list]:
         record, config, changes = self._plan(params, port)
+        operation.checkpoint("nothing was made")
         Path(record.share).mkdir(parents=True, exist_ok=True)
         record.save(self.record_path)
         return config, changes

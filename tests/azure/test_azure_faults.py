@@ -194,3 +194,48 @@ def test_resources_named_in_the_parameters_are_reused_with_their_files(azure, pr
     assert config_of(project)["STORAGE_ACCOUNT_NAME"] == "aitkkeep01"
     assert azure.state.files("aitkkeep01", "models")["kept.txt"] == b"already here"
     assert statuses(azure, "PUT", RG_AITK)  # the pattern the test above relies on does match
+
+
+def test_cancelling_a_provision_cancels_its_arm_deployment(azure, project):
+    """`begin_provision` returns at once; `cancel()` during the ARM deployment goes through ARM (the
+    deployment ends Canceled, what it made stays), and no config is written."""
+    azure.resource_seconds = 0.5
+    op = aitk_nb.begin_provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus"},
+                                 progress=False)
+    deadline = time.monotonic() + 60
+    while op.continuation_token() is None:  # the deployment has started
+        assert time.monotonic() < deadline and not op.done(), op.progress
+        time.sleep(0.05)
+    assert op.status() == "InProgress" and op.cancel()
+    with pytest.raises(AitkError, match=r"provision cancelled through ARM \(the deployment ended Canceled\); what it made "
+                                        r"before it stopped stays"):
+        op.result(timeout=120)
+    assert op.status() == "Canceled"
+    assert statuses(azure, "POST", r"/deployments/aitk-inference/cancel\?") == [204]
+    assert not (project / "infra/inference.config.json").exists()
+    assert not (project / ".aitk/azure/deployment.json").exists()  # ended: nothing to resume
+    assert not azure.state.of_type("Microsoft.App/containerApps")  # the app comes last: never made
+
+
+def test_an_operation_s_continuation_token_resumes_its_deployment(azure, project, monkeypatch):
+    from aitk_nb.azure import deployment
+
+    azure.resource_seconds = 0.4
+    real_report = deployment._report_operations
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # the kernel stops while it polls
+
+    monkeypatch.setattr(deployment, "_report_operations", interrupted)
+    op = aitk_nb.begin_provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus"},
+                                 progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        op.result(timeout=120)
+    token = op.continuation_token()
+    assert token and op.status() == "Canceled"
+    (project / ".aitk/azure/deployment.json").unlink()  # a new clone, say: only the token is left
+    monkeypatch.setattr(deployment, "_report_operations", real_report)
+    aitk_nb.begin_provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus"},
+                            progress=False, continuation_token=token).result(timeout=120)
+    assert len(statuses(azure, "PUT", DEPLOYMENT_PUT)) == 1  # one deployment, resumed
+    assert config_of(project)["ACA_APP_ENDPOINT"].startswith("https://")

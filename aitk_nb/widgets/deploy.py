@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 import ipywidgets as w
 
+from ..operations import Operation
 from ..project import Project, find_project
 from .common import OK, ActionRunner, message_html
 
@@ -77,28 +78,33 @@ class DeployForm:
         self.message.add_class("aitk-form-message")
         self.output = w.Output()
         self.runner = ActionRunner([self.deploy_button], self.output, self.message)
-        self.deploy_button.on_click(lambda _: self.runner.run(self.deploy, "deploying"))
+        self.deploy_button.on_click(lambda _: self.deploy())
         self.restart.observe(lambda change: setattr(self.wait, "disabled", not change["new"]), names="value")
         title = w.HTML("<h3 style='margin:0'>Deploy adapters</h3><div style='color:#555'>"
                        "served under their folder names, beside the base model (<code>base</code>)</div>")
-        self.widget = w.VBox([title, self.grid, self.model, w.HBox([self.restart, self.wait]), self.deploy_button,
+        actions = w.HBox([self.deploy_button, self.runner.cancel_button, self.runner.bar],
+                         layout=w.Layout(align_items="center"))
+        self.widget = w.VBox([title, self.grid, self.model, w.HBox([self.restart, self.wait]), actions,
                               self.message, self.output], layout=w.Layout(border="1px solid #ddd", padding="8px"))
         self.widget.add_class("aitk-deploy-form")
 
     def selected(self) -> list[Path]:
         return [a for a, check in zip(self.adapters, self.checks) if check.value]
 
-    def deploy(self):
-        from IPython.display import display
+    def deploy(self) -> Operation | None:
+        """What the Deploy button does: start the deploy in the background (`begin_deploy`); the form
+        follows its progress and shows the result (also in `.result`) when it ends."""
+        from .. import verbs
 
-        from ..verbs import deploy
+        return self.runner.start(lambda: verbs.begin_deploy(
+            [str(p) for p in self.selected()], self.model.value.strip() or None, project=self.project.root,
+            restart=self.restart.value, wait=self.restart.value and self.wait.value, progress=False),
+            "deploying", self._deployed)
 
-        result = deploy([str(p) for p in self.selected()], self.model.value.strip() or None, project=self.project.root,
-                        restart=self.restart.value, wait=self.restart.value and self.wait.value)
+    def _deployed(self, result) -> None:
         self.result = result
-        display(result)
+        self.output.append_display_data(result)
         self.message.value = message_html(f"deployed: {result.endpoint} serves {', '.join(result.variants)}", OK)
-        return result
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)

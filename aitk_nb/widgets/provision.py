@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from ..config import TARGETS, InferenceConfig, Parameters, load_parameters, read_json
 from ..errors import AitkError
+from ..operations import Operation
 from ..project import Project, find_project
 from .common import ERROR, OK, ActionRunner, changes_table, message_html
 from .model import GPU_PROFILE_PARAMETER, FieldSpec, check_field, form_value, parameter_fields, save_parameters, to_parameters
@@ -30,7 +31,8 @@ class ProvisionForm:
     """A form over `infra/provision/inference.parameters.json` and the provision verb.
 
     `values()` is what the form would provision with; `preview()`, `provision()` and `save()` are
-    what its buttons do (callable directly, e.g. from tests). The last result is in `.result`."""
+    what its buttons do (callable directly, e.g. from tests): the first two start an operation in the
+    background (`runner.wait()` waits for it). The last result is in `.result`."""
 
     def __init__(self, *, project: str | os.PathLike | None = None, parameters: str | os.PathLike | None = None,
                  target: str = "local", port: int | None = None, choices: AzureChoices | None = None,
@@ -150,15 +152,16 @@ class ProvisionForm:
         self.output = w.Output()
         self.runner = ActionRunner([self.preview_button, self.provision_button, self.save_button], self.output,
                                    self.message, after=self._refresh)
-        self.preview_button.on_click(lambda _: self.runner.run(self.preview, "previewing"))
-        self.provision_button.on_click(lambda _: self.runner.run(self.provision, "provisioning"))
-        self.save_button.on_click(lambda _: self.runner.run(self.save, "saving"))
+        self.preview_button.on_click(lambda _: self.preview())
+        self.provision_button.on_click(lambda _: self.provision())
+        self.save_button.on_click(lambda _: self.runner.run_now(self.save, "saving"))
         title = w.HTML(f"<h3 style='margin:0'>Provision the inference environment</h3>"
                        f"<div style='color:#555'>parameters: {html.escape(str(self.parameters_path))} — "
                        "blank names use the template's defaults</div>")
-        self.widget = w.VBox([title, self.grid, w.HBox([self.preview_button, self.provision_button, self.save_button],
-                                                           layout=w.Layout(margin="10px 0 4px 0")),
-                              self.message, self.output], layout=w.Layout(border="1px solid #ddd", padding="8px"))
+        actions = w.HBox([self.preview_button, self.provision_button, self.save_button, self.runner.cancel_button,
+                          self.runner.bar], layout=w.Layout(margin="10px 0 4px 0", align_items="center"))
+        self.widget = w.VBox([title, self.grid, actions, self.message, self.output],
+                             layout=w.Layout(border="1px solid #ddd", padding="8px"))
         self.widget.add_class("aitk-provision-form")
 
         for widget in [*self.fields.values(), self.port, self.resource_group]:
@@ -253,8 +256,8 @@ class ProvisionForm:
         self.save_button.disabled = any(k in errors for k in self.fields)
 
     # -- actions ---------------------------------------------------------------------------------
-    def _call(self, what_if: bool):
-        from ..verbs import provision
+    def _begin(self, what_if: bool) -> Operation:
+        from .. import verbs
 
         self.parameters()  # validate the whole form first: the message names the field
         values = self.values()
@@ -262,26 +265,33 @@ class ProvisionForm:
         if target == "azure":
             if self.choices is None:
                 raise AitkError(AZURE_UNAVAILABLE)
-            return provision("azure", project=self.project.root, parameters=self.parameters_path, overrides=values,
-                             what_if=what_if, subscription=self.subscription.value,
-                             resource_group=self.resource_group.value.strip(), credential=self.credential)
-        return provision("local", project=self.project.root, parameters=self.parameters_path, overrides=values,
-                         port=self.port.value, what_if=what_if)
+            return verbs.begin_provision("azure", project=self.project.root, parameters=self.parameters_path,
+                                         overrides=values, what_if=what_if, subscription=self.subscription.value,
+                                         resource_group=self.resource_group.value.strip(), credential=self.credential,
+                                         progress=False)
+        return verbs.begin_provision("local", project=self.project.root, parameters=self.parameters_path,
+                                     overrides=values, port=self.port.value, what_if=what_if, progress=False)
 
-    def preview(self):
-        result = self._call(what_if=True)
+    def preview(self) -> Operation | None:
+        """What the Preview button does: what-if in the background; the changes show in the form."""
+        return self.runner.start(lambda: self._begin(what_if=True), "previewing", self._previewed)
+
+    def _previewed(self, result) -> None:
+        from IPython.display import HTML
+
         self.result = result
-        self._display(w.HTML(f"<b>What provision would do on the {result.target} target</b> (nothing changed)"
-                             + changes_table(result.changes)))
+        self.output.append_display_data(HTML(f"<b>What provision would do on the {result.target} target</b> "
+                                             f"(nothing changed){changes_table(result.changes)}"))
         self.message.value = message_html("preview ready: nothing was changed", OK)
-        return result
 
-    def provision(self):
-        result = self._call(what_if=False)
+    def provision(self) -> Operation | None:
+        """What the Provision button does: provision in the background, with progress and Cancel."""
+        return self.runner.start(lambda: self._begin(what_if=False), "provisioning", self._provisioned)
+
+    def _provisioned(self, result) -> None:
         self.result = result
-        self._display(result)
+        self.output.append_display_data(result)
         self.message.value = message_html(f"provisioned the {result.target} target: {result.endpoint}", OK)
-        return result
 
     def save(self) -> Path:
         params = self.parameters()
@@ -290,13 +300,6 @@ class ProvisionForm:
         self.result = self.parameters_path
         self.message.value = message_html(f"saved {self.parameters_path}", OK)
         return self.parameters_path
-
-    @staticmethod
-    def _display(obj: Any) -> None:
-        """Show in the form's output area (a button's action runs inside it), else the cell's output."""
-        from IPython.display import display
-
-        display(obj)
 
     # -- display ---------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any):

@@ -166,7 +166,8 @@ def test_provision_form_on_the_azure_target_lists_the_account_and_provisions(azu
     assert "new: it will be created" in form.messages["resource_group"].value
     form.fields["location"].value = "eastus"
     assert form.gpu_profile.options and form.gpu_profile.value.startswith("Consumption-GPU")
-    form.provision_button.click()
+    form.provision_button.click()  # in the background: the form shows the outcome when it ends
+    form.runner.wait(240)
     assert form.runner.last_error is None, form.message.value
     assert config_of(project)["RESOURCE_GROUP_NAME"] == "rg-form"
     assert azure.state.of_type("Microsoft.App/containerApps", "rg-form")

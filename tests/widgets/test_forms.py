@@ -1,5 +1,6 @@
 """The forms without a browser: set values, click buttons (`button.click()`), assert on the outcome.
-ipywidgets runs headless here (no kernel: its comms are inert), as in ipywidgets' own tests."""
+ipywidgets runs headless here (no kernel: its comms are inert), as in ipywidgets' own tests. Long
+actions run in the background: `click` waits for the form to show their outcome."""
 import json
 
 import pytest
@@ -11,8 +12,20 @@ from aitk_nb.widgets.deploy import DeployForm, find_adapters
 from aitk_nb.widgets.model import parameter_fields
 from aitk_nb.widgets.provision import AZURE_UNAVAILABLE, ProvisionForm
 from aitk_nb.config import Parameters
+from aitk_nb.operations import Operation
 from aitk_nb.project import Project
 from helpers import free_port
+
+
+def click(form, button):
+    """Press a button and wait until the form shows the outcome of what it started."""
+    button.click()
+    form.runner.wait(60)
+
+
+def in_background(fn):
+    """A stand-in for a `begin_*` verb: runs `fn` as an operation, as the real one does."""
+    return lambda *a, **k: Operation.start("stand-in", lambda op: fn(*a, **k))
 
 
 @pytest.fixture
@@ -72,26 +85,29 @@ def test_save_writes_the_file_back_keeping_what_it_does_not_know(project):
 
 
 def test_preview_shows_changes_and_changes_nothing(form, project):
-    form.preview_button.click()
+    click(form, form.preview_button)
     assert form.runner.last_error is None, form.runner.last_error
     assert ("container app (record)", "create") in form.result.changes
     assert "nothing was changed" in form.message.value
+    assert "aitk-changes" in form.output.outputs[0]["data"]["text/html"]  # the what-if table, in the form
+    click(form, form.preview_button)
+    assert len(form.output.outputs) == 1  # each action replaces what the last one showed
     assert not (project / "infra/inference.config.json").exists() and not (project / ".aitk").exists()
 
 
 def test_provision_writes_the_config_and_the_button_is_disabled_while_it_runs(form, project, monkeypatch):
     seen = []
-    real = aitk_nb.verbs.provision
+    real = aitk_nb.verbs.begin_provision
 
     def spy(*args, **kwargs):
         seen.append((form.provision_button.disabled, form.preview_button.disabled, form.save_button.disabled))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(aitk_nb.verbs, "provision", spy)
+    monkeypatch.setattr(aitk_nb.verbs, "begin_provision", spy)
     port = free_port()
     form.port.value = port
     form.fields["maximumInstanceCount"].value = 2
-    form.provision_button.click()
+    click(form, form.provision_button)
     assert seen == [(True, True, True)]
     assert not form.provision_button.disabled and not form.preview_button.disabled  # re-enabled in finally
     config = json.loads((project / "infra/inference.config.json").read_text())
@@ -104,8 +120,8 @@ def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(form, monkeypatc
     def user_error(*a, **k):
         raise AitkError("port 7860 on 127.0.0.1 is in use by another process; stop it")
 
-    monkeypatch.setattr(aitk_nb.verbs, "provision", user_error)
-    form.provision_button.click()
+    monkeypatch.setattr(aitk_nb.verbs, "begin_provision", in_background(user_error))
+    click(form, form.provision_button)
     assert "AitkError: port 7860 on 127.0.0.1 is in use" in form.message.value
     assert form.output.outputs == ()
     assert not form.provision_button.disabled
@@ -113,8 +129,8 @@ def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(form, monkeypatc
     def bug(*a, **k):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(aitk_nb.verbs, "provision", bug)
-    form.provision_button.click()
+    monkeypatch.setattr(aitk_nb.verbs, "begin_provision", in_background(bug))
+    click(form, form.provision_button)
     assert "unexpected error: ZeroDivisionError: oops; traceback below" in form.message.value
     assert "Traceback (most recent call last)" in form.output.outputs[0]["text"]
     assert not form.provision_button.disabled and isinstance(form.runner.last_error, ZeroDivisionError)
@@ -123,7 +139,7 @@ def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(form, monkeypatc
 def test_azure_without_an_account_provider_says_so_and_offers_nothing(form, monkeypatch):
     monkeypatch.setattr(aitk_nb.widgets.providers, "_factory", None)
     called = []
-    monkeypatch.setattr(aitk_nb.verbs, "provision", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(aitk_nb.verbs, "begin_provision", lambda *a, **k: called.append(1))
     form.target.value = "azure"
     assert AZURE_UNAVAILABLE in form.messages["target"].value
     assert form.preview_button.disabled and form.provision_button.disabled
@@ -154,7 +170,7 @@ class FakeChoices:
 
 def test_azure_pickers_come_from_the_provider_and_a_new_group_is_allowed(project, monkeypatch):
     calls = []
-    monkeypatch.setattr(aitk_nb.verbs, "provision", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(aitk_nb.verbs, "begin_provision", in_background(lambda *a, **k: calls.append((a, k))))
     set_azure_choices(lambda credential: FakeChoices())
     try:
         form = ProvisionForm(project=project, target="azure")
@@ -168,7 +184,7 @@ def test_azure_pickers_come_from_the_provider_and_a_new_group_is_allowed(project
     form.fields["location"].value = "westus3"
     assert [v for _, v in form.gpu_profile.options] == ["Consumption-GPU-NC8as-T4", "Consumption-GPU-NC24-A100"]
     form.gpu_profile.value = "Consumption-GPU-NC24-A100"
-    form.preview_button.click()
+    click(form, form.preview_button)
     (args, kwargs), = calls
     assert args == ("azure",) and kwargs["what_if"] is True
     assert (kwargs["subscription"], kwargs["resource_group"]) == ("0000-1111", "rg-new")
@@ -240,12 +256,12 @@ def test_deploy_button_deploys_the_ticked_adapters(project, tmp_path, monkeypatc
         calls.append((adapters, model, kwargs, form.deploy_button.disabled))
         return Result()
 
-    monkeypatch.setattr(aitk_nb.verbs, "deploy", fake_deploy)
+    monkeypatch.setattr(aitk_nb.verbs, "begin_deploy", in_background(fake_deploy))
     form = DeployForm(project=project)
     form.checks[0].value, form.checks[1].value = False, True
     form.model.value = " org/other "
     form.wait.value = False
-    form.deploy_button.click()
+    click(form, form.deploy_button)
     (adapters, model, kwargs, disabled), = calls
     assert adapters == [str(b)] and model == "org/other" and disabled
     assert kwargs["restart"] is True and kwargs["wait"] is False
@@ -258,7 +274,7 @@ def test_deploy_errors_show_in_the_form(project, tmp_path, monkeypatch):
     monkeypatch.setenv("AITK_CACHE", str(tmp_path / "cache"))
     make_adapter(project / "models/a")
     form = DeployForm(project=project)
-    form.deploy_button.click()  # not provisioned: the verb's own message, one line
+    click(form, form.deploy_button)  # not provisioned: the verb's own message, one line
     assert "NotProvisionedError: no inference.config.json yet; run `%aitk provision` first" in form.message.value
 
 
@@ -280,3 +296,40 @@ def test_each_widget_has_its_own_layout_so_hiding_a_row_hides_only_that_row(form
     assert shown == {"target", "port", *form.fields}
     assert all(f.layout.display != "none" for f in [form.port, *form.fields.values()])
     assert form.subscription.layout.display == "none" and form.gpu_profile.layout.display == "none"
+
+
+def test_deploy_runs_in_the_background_with_progress_and_a_cancel_button(project, tmp_path, monkeypatch):
+    """The click returns while the deploy runs (the kernel stays free); the bar follows the bytes sent;
+    Cancel stops it between files and says what that left; the buttons come back in `finally`."""
+    import os
+    import time
+
+    monkeypatch.setenv("AITK_CACHE", str(tmp_path / "cache"))
+    aitk_nb.verbs.provision("local", project=project, port=free_port(), progress=False)
+    model = tmp_path / "big-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    for i in range(40):
+        (model / f"shard-{i:02d}.bin").write_bytes(os.urandom(2 * 2**20))
+    make_adapter(project / "models/a", base=str(model))
+    form = DeployForm(project=project)
+    assert form.runner.cancel_button.disabled  # nothing to cancel yet
+    form.restart.value = False
+    form.deploy_button.click()  # returns at once: the operation runs in its own thread
+    op = form.runner.operation
+    assert op is not None and not op.done() and form.deploy_button.disabled and not form.runner.cancel_button.disabled
+    deadline = time.monotonic() + 60
+    while form.runner.bar.value <= 0.2:  # live progress, read from this (the kernel's) thread meanwhile
+        assert time.monotonic() < deadline and not op.done(), form.message.value
+        time.sleep(0.01)
+    assert "deploying: uploading" in form.message.value
+    form.runner.cancel_button.click()
+    form.runner.wait(60)
+    assert op.status() == "Canceled" and form.runner.bar.bar_style == "danger"
+    assert "OperationCancelledError: deploy cancelled: stopped between files" in form.message.value
+    assert not form.deploy_button.disabled and form.runner.cancel_button.disabled
+
+    click(form, form.deploy_button)  # again: it finishes what was left
+    assert form.runner.last_error is None, form.message.value
+    assert "deployed: http://127.0.0.1:" in form.message.value and form.runner.bar.bar_style == "success"
+    assert form.result.synced and "Deployed to the local target" in form.output.outputs[-1]["data"]["text/plain"]

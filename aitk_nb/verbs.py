@@ -13,8 +13,8 @@ from .config import InferenceConfig, load_parameters
 from .deploy_plan import plan_deploy
 from .endpoints import Endpoint, Logs
 from .errors import AitkError, NotProvisionedError
-from .project import Project, find_project
 from .operations import Operation
+from .project import Project, find_project
 from .results import Card, DeployResult, ProvisionResult, Status
 from .targets import get_target
 
@@ -45,14 +45,16 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
             resource_group = resource_group or previous.RESOURCE_GROUP_NAME
     config = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
     tgt = get_target(config, proj, credential=credential)
-    options: dict[str, Any] = {"port": port} if target == "local" else {"continuation_token": continuation_token}
+    # what each target takes beside the parameters
+    plan_options: dict[str, Any] = {"port": port} if target == "local" else {}
+    run_options = plan_options if target == "local" else {"continuation_token": continuation_token}
 
     def work(op: Operation) -> ProvisionResult:
         if what_if:
             op.report(f"previewing what provision would do on the {target} target")
-            planned, changes = tgt.plan(params, **{k: v for k, v in options.items() if k == "port"})
+            planned, changes = tgt.plan(params, **plan_options)
             return ProvisionResult(target, planned.ACA_APP_ENDPOINT, None, changes, what_if=True)
-        made, changes = tgt.provision(params, progress=progress, operation=op, **options)
+        made, changes = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.save(proj.config_path)
         return ProvisionResult(target, made.ACA_APP_ENDPOINT, proj.config_path, changes)
 

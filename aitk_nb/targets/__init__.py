@@ -13,6 +13,7 @@ from ..project import Project
 if TYPE_CHECKING:
     from ..endpoints import AppState, Endpoint, Readiness
     from ..errors import AitkError
+    from ..operations import Operation
     from ..results import Status
     from ..sync import Remote
 
@@ -24,8 +25,11 @@ class Target(Protocol):
     def plan(self, params: Any, **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
         """What provision would do (resource, action); changes nothing."""
 
-    def provision(self, params: Any, *, progress: bool = True, **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
-        """Create or update the environment; returns the config to write and what changed."""
+    def provision(self, params: Any, *, progress: bool = True, operation: Operation,
+                  **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+        """Create or update the environment; returns the config to write and what changed. Runs in
+        `operation`'s thread: it reports there, and stops at its `checkpoint`s (or hands `cancel()` to
+        the service's own cancel with `on_cancel`)."""
 
     # -- the share that deploy syncs into
     def remote(self) -> Remote: ...

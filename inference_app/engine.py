@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from .batching import PEFT_BASE, BatchScheduler, Finished, Sequence
+from .contract import reserved_name_problem
 from .errors import (
     AdapterConfigError,
     EngineError,
@@ -36,7 +37,6 @@ from .errors import (
     OverloadedError,
     PromptTooLongError,
 )
-from .contract import reserved_name_problem
 from .interface import BASE, AdapterRegistry, GenerationRequest, InferenceEngine, SamplingParams, State
 from .settings import Settings
 from .streaming import StopMatcher, TextDeltas

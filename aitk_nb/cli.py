@@ -6,6 +6,7 @@ import sys
 
 from . import commands
 from .errors import AitkError
+from .invocation import in_terminal
 
 
 def _summary(doc: str | None) -> str:
@@ -31,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    with in_terminal():  # messages name `aitk <verb>`, not the magic
+        return _run(build_parser().parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.verb == "demo":
             from .demo import run_demo

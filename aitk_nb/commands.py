@@ -6,10 +6,30 @@ import argparse
 import json
 from typing import Any, Callable
 
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 
 from .config import TARGETS
 from .errors import AitkError, ConfigError
+
+
+class _LineMagicHelp(MagicHelpFormatter):
+    """Usage as the magic is typed (`%aitk provision [...]`). IPython's formatter writes RST for Sphinx
+    (a `::` code block, `<...>` around choices); `%aitk help` and `%aitk?` show the text as it is."""
+
+    magic = "%"
+    _format_action_invocation = argparse.HelpFormatter._format_action_invocation
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        argparse.RawDescriptionHelpFormatter.add_usage(self, usage, actions, groups, prefix or self.magic)
+
+
+class _CellMagicHelp(_LineMagicHelp):
+    magic = "%%"
+
+
+def _magic(verb: str, help_format: type[MagicHelpFormatter] = _LineMagicHelp):
+    """The verb's parser: `prog` is what follows the `%` (or `%%`) its usage line starts with."""
+    return lambda f: magic_arguments(name=f"aitk {verb}")(kwds(formatter_class=help_format)(f))
 
 
 def _project(f):
@@ -42,7 +62,7 @@ def _show_outcome(operation) -> None:
         print(f"{operation.title}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
-@magic_arguments(name="%aitk provision")
+@_magic("provision")
 @argument("--target", choices=TARGETS, default="local", help="where to run the app (default: local)")
 @argument("--subscription", metavar="ID", help="Azure subscription id (azure target)")
 @argument("--resource-group", metavar="RG", help="Azure resource group (azure target)")
@@ -78,7 +98,7 @@ def provision(args, cell: str | None):
                                    subscription=args.subscription, resource_group=args.resource_group), args.background)
 
 
-@magic_arguments(name="%aitk deploy")
+@_magic("deploy")
 @argument("--adapter", action="append", default=[], metavar="PATH",
           help="a PEFT adapter folder, served under its folder name (repeat for several; default: keep the deployed ones)")
 @argument("--model", metavar="PATH", help="the base model folder or hub id (default: keep the deployed one, "
@@ -101,7 +121,7 @@ def deploy(args, cell: str | None):
                    args.background)
 
 
-@magic_arguments(name="%aitk status")
+@_magic("status")
 @_project
 def status(args, cell: str | None):
     """Target, endpoint, replica state and what is deployed."""
@@ -110,7 +130,7 @@ def status(args, cell: str | None):
     return run(project=args.project)
 
 
-@magic_arguments(name="%aitk endpoint")
+@_magic("endpoint")
 @_project
 def endpoint(args, cell: str | None):
     """The endpoint URL (Gradio UI and API), its OpenAI-compatible base URL, health route and state."""
@@ -119,7 +139,7 @@ def endpoint(args, cell: str | None):
     return run(project=args.project)
 
 
-@magic_arguments(name="%aitk logs")
+@_magic("logs")
 @argument("--tail", type=int, default=100, metavar="N", help="show the last N lines (default 100)")
 @argument("--follow", action="store_true", help="keep printing new lines until interrupted")
 @_project
@@ -130,7 +150,7 @@ def logs(args, cell: str | None):
     return run(tail=args.tail, follow=args.follow, project=args.project)
 
 
-@magic_arguments(name="%aitk scale")
+@_magic("scale")
 @argument("--min", dest="min_replicas", type=int, metavar="N", help="fewest replicas (0: scale to zero when idle)")
 @argument("--max", dest="max_replicas", type=int, metavar="N", help="most replicas (scale out on concurrent requests)")
 @argument("--stop", action="store_true", help="stop the app: no replica at all, nothing billed, the endpoint off")
@@ -144,7 +164,7 @@ def scale(args, cell: str | None):
                project=args.project)
 
 
-@magic_arguments(name="%aitk teardown")
+@_magic("teardown")
 @argument("--app-only", action="store_true", help="stop and remove the app, keep the share and its files")
 @argument("--yes", action="store_true", help="do not ask for confirmation")
 @_project
@@ -155,7 +175,7 @@ def teardown(args, cell: str | None):
     return run(app_only=args.app_only, yes=args.yes, project=args.project)
 
 
-@magic_arguments(name="%%aitk eval")
+@_magic("eval", _CellMagicHelp)
 @argument("--variants", metavar="base,ADAPTER", help="comma-separated variants (default: base and every served adapter)")
 @argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default 4)")
 @argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens per answer (default 64)")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, NotProvisionedError
+from .invocation import command
 
 TARGETS = ("local", "azure")
 
@@ -146,8 +147,8 @@ class InferenceConfig:
     @classmethod
     def load(cls, path: Path) -> "InferenceConfig":
         if not path.exists():
-            raise NotProvisionedError(f"no {path.name} yet; run `%aitk provision` first (or fill in {path} by hand)")
-        data = read_json(path, "run `%aitk provision`")
+            raise NotProvisionedError(f"no {path.name} yet; run {command('provision')} first (or fill in {path} by hand)")
+        data = read_json(path, f"run {command('provision')}")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a JSON object with keys {', '.join(CONFIG_KEYS)}")
         unknown = sorted(set(data) - set(CONFIG_KEYS))

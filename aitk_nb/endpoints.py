@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 from inference_app.contract import HEALTH_ROUTE
 
 from .errors import NotProvisionedError, ReadinessTimeoutError
+from .invocation import command
 from .project import Project
 from .results import Card, Displayable
 
@@ -117,8 +118,8 @@ class Endpoint(Displayable):
 
     def _url(self) -> str:
         if not self.url:
-            raise NotProvisionedError(f"no endpoint yet in {self.project.config_path}; run `%aitk provision`, "
-                                      "then `%aitk deploy`")
+            raise NotProvisionedError(f"no endpoint yet in {self.project.config_path}; run {command('provision')}, "
+                                      f"then {command('deploy')}")
         return self.url.rstrip("/")
 
     def _probe(self, client: Any = None) -> str:
@@ -185,7 +186,7 @@ class Endpoint(Displayable):
                 if elapsed > limit:
                     _failed(bar, "timed out")
                     raise ReadinessTimeoutError(f"{self.health_url} did not answer 200 within {limit:.0f} s ({seen}); "
-                                                "see `%aitk logs` and `%aitk status`")
+                                                f"see {command('logs')} and {command('status')}")
                 if checkpoint is not None:
                     checkpoint()
                 time.sleep(policy.health_every)

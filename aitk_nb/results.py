@@ -5,6 +5,8 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .invocation import command
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -109,7 +111,7 @@ class ProvisionResult(Displayable):
             return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
                         ["run again without --what-if to apply"])
         return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
-                    ["next: `%aitk deploy --adapter PATH`"])
+                    [f"next: {command('deploy --adapter PATH')}"])
 
 
 @dataclass(repr=False)
@@ -131,4 +133,4 @@ class DeployResult(Displayable):
         rows = [("endpoint", self.endpoint), ("state", state), ("base model", self.settings.base_model),
                 ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
         return Card(f"Deployed to the {self.target} target", rows,
-                    ["evaluate with `%%aitk eval --variants " + ",".join(self.variants) + "`"] if self.settings.adapters else [])
+                    [f"evaluate with {command('eval --variants ' + ','.join(self.variants))}"] if self.settings.adapters else [])

@@ -13,6 +13,7 @@ from .config import InferenceConfig, load_parameters
 from .deploy_plan import plan_deploy
 from .endpoints import Endpoint, Logs
 from .errors import AitkError, NotProvisionedError
+from .invocation import command
 from .operations import Operation
 from .project import Project, find_project
 from .results import Card, DeployResult, ProvisionResult, Status
@@ -84,11 +85,14 @@ def _previous_config(proj: Project) -> InferenceConfig:
 
 
 # what stopping at each of deploy's safe points leaves behind (the cancel error says it)
-_STOPPED_SYNCING = ("stopped between files: each file on the share is whole (old or new), settings.json still "
-                    "names what was deployed before and the replica was not restarted; run `%aitk deploy` again to finish")
-_STOPPED_BEFORE_RESTART = ("every file is synced and settings.json written, the replica was not restarted; "
-                           "run `%aitk deploy` again to restart it")
-_STOPPED_WAITING = "the replica was restarted and is still starting; `%aitk status` shows when it is ready"
+def _stopped(where: str) -> str:
+    return {
+        "syncing": "stopped between files: each file on the share is whole (old or new), settings.json still names "
+                   f"what was deployed before and the replica was not restarted; run {command('deploy')} again to finish",
+        "before restart": "every file is synced and settings.json written, the replica was not restarted; "
+                          f"run {command('deploy')} again to restart it",
+        "waiting": f"the replica was restarted and is still starting; {command('status')} shows when it is ready",
+    }[where]
 
 
 def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
@@ -107,7 +111,7 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         start = time.monotonic()
         plans = []
         for up in uploads:  # every folder compared first: the progress then counts all the bytes to send
-            op.checkpoint(_STOPPED_SYNCING)
+            op.checkpoint(_stopped('syncing'))
             op.report(f"comparing {up.dest} with the share")
             plans.append(sync.plan(up.source, remote, up.dest))
         total, sent = sum(p.upload_bytes for p in plans) or 1, 0
@@ -119,22 +123,22 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
 
         synced = []
         for p in plans:
-            sync.run(p, remote, progress=progress, checkpoint=lambda: op.checkpoint(_STOPPED_SYNCING), on_bytes=count)
+            sync.run(p, remote, progress=progress, checkpoint=lambda: op.checkpoint(_stopped('syncing')), on_bytes=count)
             synced.append(p.summary())
             if progress:
                 print(p.summary(), flush=True)
-        op.checkpoint(_STOPPED_SYNCING)
+        op.checkpoint(_stopped('syncing'))
         # written last: the app never points at files that are not fully synced
         remote.write_bytes(SETTINGS_PATH, settings.dumps())
         health = None
         if restart:
-            op.checkpoint(_STOPPED_BEFORE_RESTART)
+            op.checkpoint(_stopped('before restart'))
             op.report("restarting the replica", 1.0)
             app = _endpoint(proj, cfg, tgt).restart()
             if progress and app.revision:
                 print(f"restarted revision {app.revision}", flush=True)
             if wait:
-                health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_STOPPED_WAITING),
+                health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped('waiting')),
                                   report=op.report).health
         return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
 
@@ -164,7 +168,7 @@ def endpoint(*, project: str | os.PathLike | None = None, credential: Any = None
     (`wait`, `restart`, `scale`, `logs`, `api_key`, `teardown`). `fetch=False` skips reading its state."""
     proj, cfg, tgt = _context(project, credential)
     if not cfg.ACA_APP_ENDPOINT:
-        raise NotProvisionedError(f"no endpoint yet in {proj.config_path}; run `%aitk provision`, then `%aitk deploy`")
+        raise NotProvisionedError(f"no endpoint yet in {proj.config_path}; run {command('provision')}, then {command('deploy')}")
     app = _endpoint(proj, cfg, tgt)
     return app.fetch() if fetch else app
 

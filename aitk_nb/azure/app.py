@@ -6,6 +6,7 @@ import time
 from typing import Iterator
 
 from ..endpoints import AppState, EndpointStatus
+from ..invocation import command
 from .session import AzureError, AzureSession, azure_call, missing_ok, service_value
 
 API_KEY_SECRET = "aitk-api-key"
@@ -34,7 +35,7 @@ class ContainerApp:
     def latest_revision(self, app=None):
         app = app or self.get()
         if not app.latest_revision_name:
-            raise AzureError(f"container app {self.name} has no revision yet; run `%aitk provision` again")
+            raise AzureError(f"container app {self.name} has no revision yet; run {command('provision')} again")
         with azure_call(f"reading revision {app.latest_revision_name}"):
             return self.session.apps.container_apps_revisions.get_revision(self.resource_group, self.name,
                                                                             app.latest_revision_name)
@@ -79,7 +80,7 @@ class ContainerApp:
                                   timeout=httpx.Timeout(10.0, read=None if follow else 30.0),
                                   verify=self.session.httpx_verify) as r:
                     if r.status_code != 200:
-                        raise AzureError(f"log stream answered HTTP {r.status_code}; check `%aitk status`")
+                        raise AzureError(f"log stream answered HTTP {r.status_code}; check {command('status')}")
                     for line in r.iter_lines():
                         yield line
                 if not follow:
@@ -87,7 +88,7 @@ class ContainerApp:
             except (httpx.TransportError, httpx.StreamError):
                 attempts += 1
                 if not follow or attempts > 5:
-                    raise AzureError("the log stream dropped; run `%aitk logs` again") from None
+                    raise AzureError(f"the log stream dropped; run {command('logs')} again") from None
                 time.sleep(min(2 ** attempts, 10))
                 params["tailLines"] = "0"  # resume without repeating what was shown
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import write_json_atomic
+from ..invocation import command
 from ..operations import Operation
 from .session import AzureError, AzureSession, azure_call, service_value
 
@@ -84,7 +85,7 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, o
                     _report_operations(session, req.resource_group, tracker)
                     # an interrupt stops watching here; the deployment goes on in Azure and the next
                     # provision resumes it from the saved token
-                    operation.checkpoint("the deployment goes on in Azure; `%aitk provision` again resumes it")
+                    operation.checkpoint(f"the deployment goes on in Azure; {command('provision')} again resumes it")
                     poller.wait(POLL_SECONDS)
                 result = poller.result()
         except AzureError as e:

@@ -8,6 +8,7 @@ import threading
 from inference_app.contract import HEALTH_ROUTE, served_variants
 
 from ..errors import EvalError
+from ..invocation import command
 
 APIS = ("gradio", "openai")
 
@@ -22,7 +23,7 @@ class GradioBackend:
             self.client = Client(endpoint, headers=headers, verbose=False, download_files=False, analytics_enabled=False)
         except Exception as e:  # gradio_client raises many types for an unreachable or foreign endpoint
             raise EvalError(f"cannot open the Gradio API at {endpoint} ({type(e).__name__}: {e}); "
-                            "check `%aitk status`") from e
+                            f"check {command('status')}") from e
         self.jobs: set = set()
         self.lock = threading.Lock()
 
@@ -81,9 +82,9 @@ def served_by(endpoint: str, headers: dict | None) -> list[str]:
     try:
         r = httpx.get(endpoint.rstrip("/") + HEALTH_ROUTE, headers=headers, timeout=10.0)
     except httpx.TransportError as e:
-        raise EvalError(f"cannot reach {endpoint} ({e}); is it deployed and running? see `%aitk status`") from None
+        raise EvalError(f"cannot reach {endpoint} ({e}); is it deployed and running? see {command('status')}") from None
     if r.status_code != 200:
-        raise EvalError(f"{endpoint}/health answered {r.status_code}; the app is not ready, see `%aitk status` and `%aitk logs`")
+        raise EvalError(f"{endpoint}/health answered {r.status_code}; the app is not ready, see {command('status')} and {command('logs')}")
     body = r.json()
     # the server lists what it serves; one deployed by an earlier version lists its adapters only
     return body.get("variants") or served_variants(body.get("adapters", []), bool(body.get("merged_adapter")))

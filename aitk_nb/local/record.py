@@ -8,6 +8,7 @@ from pathlib import Path
 from ..arm import Template
 from ..config import read_json, write_json_atomic
 from ..errors import AitkError, NotProvisionedError
+from ..invocation import command
 
 HOST = "127.0.0.1"
 
@@ -55,11 +56,11 @@ class AppRecord:
     def load(cls, path: Path) -> "AppRecord | None":
         if not path.exists():
             return None
-        data = read_json(path, "run `%aitk provision --target local`")
+        data = read_json(path, f"run {command('provision --target local')}")
         names = [f.name for f in fields(cls)]
         if not isinstance(data, dict) or set(data) != set(names):
             raise NotProvisionedError(f"{path} is not an app record of this version of aitk-nb; run "
-                                      "`%aitk provision --target local` again to rewrite it")
+                                      f"{command('provision --target local')} again to rewrite it")
         return cls(**data)
 
     def save(self, path: Path) -> None:

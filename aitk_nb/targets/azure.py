@@ -16,6 +16,7 @@ from ..azure.session import AzureError, AzureSession, azure_call, missing_ok, se
 from ..config import InferenceConfig, Parameters, read_json
 from ..endpoints import AppState, Readiness
 from ..errors import AitkError, NotProvisionedError, OperationCancelledError
+from ..invocation import command
 from ..operations import Operation
 from ..project import Project
 from ..results import Status
@@ -43,7 +44,7 @@ class AzureTarget:
     def app(self):
         """The container app named in the config (`ContainerApp`)."""
         if not self.config.ACA_APP_NAME:
-            raise NotProvisionedError(f"{self.project.config_path.name} names no ACA_APP_NAME; run `%aitk provision --target azure`")
+            raise NotProvisionedError(f"{self.project.config_path.name} names no ACA_APP_NAME; run {command('provision --target azure')}")
         return ContainerApp(self.session, self.resource_group, self.config.ACA_APP_NAME)
 
     # -- provision -------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class AzureTarget:
             if op.cancel_requested:
                 raise OperationCancelledError(
                     f"provision cancelled through ARM (the deployment ended {deployment.state(self.session, self.resource_group)}); "
-                    "what it made before it stopped stays: run `%aitk provision` again to finish, or `%aitk teardown` "
+                    f"what it made before it stopped stays: run {command('provision')} again to finish, or {command('teardown')} "
                     "to remove it") from e
             raise
         known = set(InferenceConfig.__dataclass_fields__)
@@ -151,7 +152,7 @@ class AzureTarget:
     def remote(self):
         if not (self.config.STORAGE_ACCOUNT_NAME and self.config.FILE_SHARE_NAME):
             raise NotProvisionedError(f"{self.project.config_path.name} needs STORAGE_ACCOUNT_NAME and FILE_SHARE_NAME; "
-                                      "run `%aitk provision --target azure` or fill them in")
+                                      f"run {command('provision --target azure')} or fill them in")
         return AzureFilesRemote(share_client(self.session, self.resource_group, self.config.STORAGE_ACCOUNT_NAME,
                                              self.config.FILE_SHARE_NAME))
 
@@ -169,7 +170,7 @@ class AzureTarget:
         return self.app.state()
 
     def failure(self, endpoint) -> AitkError:
-        return AzureError(f"{endpoint.detail}; fix the cause and run `%aitk deploy` again (more: `%aitk logs`)"
+        return AzureError(f"{endpoint.detail}; fix the cause and run {command('deploy')} again (more: {command('logs')})"
                           f"{self.app.log_tail_note()}")
 
     def restart(self) -> str:

@@ -22,6 +22,7 @@ from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
 from ..endpoints import FAILURE_STATES, AppState, EndpointStatus, Readiness
 from ..errors import AitkError, NotProvisionedError, PortInUseError, ReplicaCrashedError
+from ..invocation import command
 from ..local.logs import LogFile
 from ..local.process import ReplicaProcess, port_free
 from ..local.record import HOST, AppRecord
@@ -77,7 +78,7 @@ class LocalTarget:
     def require_record(self) -> AppRecord:
         record = self.record()
         if record is None:
-            raise NotProvisionedError("the local target has no app yet; run `%aitk provision --target local`")
+            raise NotProvisionedError(f"the local target has no app yet; run {command('provision --target local')}")
         return record
 
     def api_key(self) -> str | None:
@@ -92,7 +93,7 @@ class LocalTarget:
         """The replica last started (running or not), or None."""
         if not self.pid_path.exists():
             return None
-        return ReplicaProcess.from_json(read_json(self.pid_path, "run `%aitk deploy`"))
+        return ReplicaProcess.from_json(read_json(self.pid_path, f"run {command('deploy')}"))
 
     def running(self) -> bool:
         replica = self.replica()
@@ -114,7 +115,7 @@ class LocalTarget:
         if not port_free(HOST, record.port):
             raise PortInUseError(
                 f"port {record.port} on {HOST} is in use by another process; stop it, or provision the local "
-                f"target on a free port: `%aitk provision --target local --port {record.port + 1}`")
+                f"target on a free port: {command(f'provision --target local --port {record.port + 1}')}")
         python = os.environ.get("AITK_LOCAL_PYTHON", sys.executable)
         if python == sys.executable and importlib.util.find_spec("torch") is None:
             raise AitkError("the local target runs the inference app with this Python, which has no torch; "
@@ -153,11 +154,11 @@ class LocalTarget:
 
     def failure(self, endpoint) -> AitkError:
         if endpoint.status is EndpointStatus.STOPPED:
-            return NotProvisionedError("no replica is running; run `%aitk deploy`")
+            return NotProvisionedError(f"no replica is running; run {command('deploy')}")
         path = self.require_record().readiness_path
         return ReplicaCrashedError(
             f"the {endpoint.detail} before {path} answered; last lines of its log ({self.log.path}):\n"
-            f"{self.log.tail(LOG_TAIL)}\nfix the cause and run `%aitk deploy` again")
+            f"{self.log.tail(LOG_TAIL)}\nfix the cause and run {command('deploy')} again")
 
     def status(self) -> Status:
         record = self.record()
@@ -199,7 +200,7 @@ class LocalTarget:
 
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
         raise AitkError("scale is for the azure target; the local target runs one replica "
-                        "(stop it with `%aitk teardown --app-only`, start it with `%aitk deploy`)")
+                        f"(stop it with {command('teardown --app-only')}, start it with {command('deploy')})")
 
     def teardown(self, *, app_only: bool) -> list[str]:
         removed = []

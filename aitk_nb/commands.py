@@ -99,11 +99,16 @@ def provision(args, cell: str | None):
 
 
 @_magic("deploy")
-@argument("--adapter", action="append", default=[], metavar="PATH",
-          help="a PEFT adapter folder, served under its folder name (repeat for several; default: keep the deployed ones)")
-@argument("--model", metavar="PATH", help="the base model folder or hub id (default: keep the deployed one, "
-                                           "or the adapters' base_model_name_or_path)")
-@argument("--no-restart", action="store_true", help="only sync files")
+@argument("--adapter", action="append", default=[], metavar="[NAME=]PATH",
+          help="a PEFT adapter: a local folder (sent to the share) or share:PATH (a folder already on the share, "
+               "such as the fine-tuning's models/.../adapter; nothing sent); served as NAME, default its folder name "
+               "(repeat for several; default: keep the deployed ones)")
+@argument("--model", metavar="PATH", help="the base model: a local folder, share:PATH (e.g. share:model-cache/org/model) "
+                                           "or a hub id (default: keep the deployed one, or the adapters' "
+                                           "base_model_name_or_path)")
+@argument("--restart", action=argparse.BooleanOptionalAction, default=None,
+          help="restart the replica even when nothing changed (--no-restart: only sync files); default: restart when "
+               "something changed")
 @argument("--no-wait", action="store_true", help="restart, but do not wait for the health route")
 @argument("--timeout", type=float, metavar="SECONDS", help="readiness wait limit (default: the startup probe's)")
 @argument("--merge-adapter", action=argparse.BooleanOptionalAction, default=None,
@@ -113,10 +118,10 @@ def provision(args, cell: str | None):
 @_project
 def deploy(args, cell: str | None):
     """Sync the inference app, base model and adapters to the share, restart the replica and wait
-    until /health answers."""
+    until /health answers. A redeploy with nothing changed sends nothing and does not restart."""
     from .verbs import begin_deploy
 
-    return _finish(begin_deploy(args.adapter, args.model, project=args.project, restart=not args.no_restart,
+    return _finish(begin_deploy(args.adapter, args.model, project=args.project, restart=args.restart,
                                 wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter),
                    args.background)
 

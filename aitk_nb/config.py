@@ -19,17 +19,21 @@ from .invocation import command
 TARGETS = ("local", "azure")
 
 
-def read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str, fix: str = "fix the file and run again") -> Any:
+    """The JSON in `path`; a missing file says `what` to do, an unreadable one what is wrong and `fix`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path} not found; {what}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#x} at position {e.start}); "
+                          "save it as UTF-8 and run again") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read ({e.strerror}); {fix}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix the file and run again"
-        ) from None
+        raise ConfigError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); {fix}") from None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -123,14 +123,25 @@ class DeployResult(Displayable):
     restarted: bool
     health: dict | None
     seconds: float
+    changed: bool = True  # anything sent, deleted or rewritten on the share
+    restart: bool | None = None  # as asked: None restarts when something changed, True always, False never
 
     @property
     def variants(self) -> list[str]:
         return self.settings.variants()
 
+    @property
+    def state(self) -> str:
+        ready = "ready" if self.health else None
+        if self.restarted:
+            return ready or "restarted, not awaited (--no-wait)"
+        if not self.changed:
+            words = "nothing changed since the last deploy: nothing sent, not restarted (--restart restarts it)"
+            return f"{words}; {ready}" if ready else words
+        return "files synced, not restarted (--no-restart); the next deploy restarts it"
+
     def card(self) -> Card:
-        state = ("ready" if self.health else "restarted, not awaited (--no-wait)") if self.restarted else "files synced, not restarted (--no-restart)"
-        rows = [("endpoint", self.endpoint), ("state", state), ("base model", self.settings.base_model),
+        rows = [("endpoint", self.endpoint), ("state", self.state), ("base model", self.settings.base_model),
                 ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
         return Card(f"Deployed to the {self.target} target", rows,
                     [f"evaluate with {command('eval --variants ' + ','.join(self.variants))}"] if self.settings.adapters else [])

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 EXCLUDE = ("__pycache__", "*.pyc", ".ipynb_checkpoints", ".DS_Store", ".git")
 _CHUNK = 4 * 1024 * 1024
@@ -45,6 +45,16 @@ class Remote(Protocol):
     def write_bytes(self, path: str, data: bytes) -> None:
         """Replace a small file whole."""
 
+    def exists(self, path: str) -> bool:
+        """Whether a file is at `path`."""
+
+    def list_names(self, folder: str, depth: int) -> list[str]:
+        """The files under `folder` down to `depth` folders deep, by path relative to it (no properties
+        read: cheap on a share that holds models)."""
+
+    def where(self, path: str) -> str:
+        """`path` as the user finds it (a local path; the account and share on Azure Files)."""
+
 
 _md5_cache: dict[tuple, bytes] = {}
 _md5_lock = threading.Lock()
@@ -70,17 +80,53 @@ def _excluded(rel: PurePosixPath, exclude: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in exclude)
 
 
-def scan(folder: Path, exclude: tuple[str, ...] = EXCLUDE) -> dict[str, tuple[Path, FileState]]:
+def scan(folder: Path, exclude: tuple[str, ...] = EXCLUDE,
+         skipped: list[tuple[str, str]] | None = None) -> dict[str, tuple[Path, FileState]]:
+    """Every file of `folder` by posix path relative to it, with its size and MD5. Links are followed
+    only when they resolve inside `folder`, files and folders alike (so a link cannot send a file from
+    elsewhere, and a folder given as links is still whole); the others are left out and listed in
+    `skipped` as (path, why)."""
     out = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = PurePosixPath(path.relative_to(folder).as_posix())
-            if _excluded(rel, exclude) or not path.is_file():
-                continue
-            out[str(rel)] = (path, FileState(path.stat().st_size, file_md5(path)))
+    for rel, path in _walk(Path(folder), exclude, skipped if skipped is not None else []):
+        out[rel] = (path, FileState(path.stat().st_size, file_md5(path)))
     return out
+
+
+def _walk(folder: Path, exclude: tuple[str, ...], skipped: list[tuple[str, str]]) -> Iterator[tuple[str, Path]]:
+    root = folder.resolve()
+
+    def visit(real: Path, rel: PurePosixPath, chain: frozenset[Path]) -> Iterator[tuple[str, Path]]:
+        for entry in sorted(os.scandir(real), key=lambda e: e.name):
+            child = rel / entry.name
+            if _excluded(child, exclude):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                try:
+                    path = path.resolve(strict=True)
+                except (OSError, RuntimeError):  # missing target, or a loop of links
+                    skipped.append((child.as_posix(), "target missing"))
+                    continue
+                if not path.is_relative_to(root):
+                    skipped.append((child.as_posix(), "outside"))
+                    continue
+                if path in chain:
+                    skipped.append((child.as_posix(), "a folder that holds itself"))
+                    continue
+            if path.is_dir():
+                yield from visit(path, child, chain | {path})
+            elif path.is_file():
+                yield child.as_posix(), path
+
+    yield from visit(root, PurePosixPath(), frozenset({root}))
+
+
+# The mark sync leaves in each folder it writes: the proof that the folder's files are the toolkit's
+# to replace and prune. A folder that holds files and no mark (a fine-tuning's output, a teammate's
+# upload) is never written into: `plan` reports its files in `foreign` and `run` refuses it.
+OWNED_MARK = ".aitk-deployed"
+_MARK_TEXT = (b"aitk-nb deploys into this folder: it replaces and deletes the files here to match the folder it "
+              b"deploys. Delete this file to keep aitk-nb out of it.\n")
 
 
 @dataclass
@@ -89,21 +135,42 @@ class SyncPlan:
     uploads: list[tuple[str, Path, FileState]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     unchanged: int = 0
+    mark: bool = False  # the folder is not marked as the toolkit's yet: the mark is written first
+    foreign: list[str] = field(default_factory=list)  # files of an unmarked folder: not ours to touch
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # links not followed, and why
 
     @property
     def upload_bytes(self) -> int:
         return sum(s.size for _, _, s in self.uploads)
 
+    @property
+    def changes(self) -> bool:
+        return bool(self.uploads or self.deletes or self.mark)
+
     def summary(self) -> str:
         return (f"{self.dest}: {len(self.uploads)} changed ({human(self.upload_bytes)}), "
                 f"{self.unchanged} unchanged, {len(self.deletes)} deleted")
 
+    def lines(self) -> list[str]:
+        """The summary, and what was left out and why."""
+        if not self.skipped:
+            return [self.summary()]
+        links = ", ".join(f"{rel} ({why})" for rel, why in sorted(self.skipped))
+        return [self.summary(), f"{self.dest}: {len(self.skipped)} link{'s' * (len(self.skipped) != 1)} skipped "
+                                f"(followed only inside the folder): {links}"]
+
 
 def plan(source: Path, remote: Remote, dest: str, *, delete_extra: bool = True,
-         exclude: tuple[str, ...] = EXCLUDE) -> SyncPlan:
-    local = scan(source, exclude)
-    remote_files = remote.list_files(dest)
+         exclude: tuple[str, ...] = EXCLUDE, adopt: bool = False) -> SyncPlan:
+    """What to send and delete so that `dest` matches `source`. `adopt`: an unmarked folder with files
+    is the toolkit's all the same (one the share layout reserves for it)."""
     p = SyncPlan(dest)
+    local = scan(source, exclude, p.skipped)
+    remote_files = remote.list_files(dest)
+    p.mark = remote_files.pop(OWNED_MARK, None) is None
+    if p.mark and remote_files and not adopt:
+        p.foreign = sorted(remote_files)
+        return p
     for rel, (path, state) in local.items():
         if remote_files.get(rel) == state:
             p.unchanged += 1
@@ -121,6 +188,11 @@ def run(p: SyncPlan, remote: Remote, *, workers: int = 4, progress: bool = True,
     `checkpoint()` is called before each file (it raises to stop the sync there: the uploads in flight
     finish, so no file is left half-written by a stop); `on_bytes(n)` as bytes are sent."""
     from tqdm.auto import tqdm
+
+    if p.foreign:
+        raise ValueError(f"{p.dest} holds files this toolkit did not put there; refusing to sync into it")
+    if p.mark:  # first: an interrupted first sync leaves a folder that is recognised as ours
+        remote.write_bytes(_join(p.dest, OWNED_MARK), _MARK_TEXT)
 
     with tqdm(total=p.upload_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=f"upload {p.dest}",
               disable=not progress or not p.uploads, leave=True) as bar:
@@ -207,6 +279,22 @@ class LocalFolderRemote:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, target)
+
+    def exists(self, path: str) -> bool:
+        return (self.root / path).is_file()
+
+    def list_names(self, folder: str, depth: int) -> list[str]:
+        base = self.root / folder
+        names = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(base)
+            if len(rel.parts) >= depth:
+                dirnames.clear()
+            names += [(rel / name).as_posix() for name in filenames]
+        return sorted(names)
+
+    def where(self, path: str) -> str:
+        return str(self.root / path)
 
     def delete(self, path: str) -> None:
         target = self.root / path

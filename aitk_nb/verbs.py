@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from inference_app.contract import SETTINGS_PATH, DeployedSettings
+from inference_app.contract import SETTINGS_PATH
 
 from . import sync
 from .config import InferenceConfig, load_parameters
-from .deploy_plan import plan_deploy
-from .endpoints import Endpoint, Logs
+from .deploy_plan import RESTART_PENDING, deployed_settings, plan_deploy
+from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, NotProvisionedError
 from .invocation import command
 from .operations import Operation
@@ -96,24 +96,30 @@ def _stopped(where: str) -> str:
 
 
 def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
-                 project: str | os.PathLike | None = None, restart: bool = True, wait: bool = True,
+                 project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
                  timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
                  credential: Any = None) -> Operation[DeployResult]:
     """Start `deploy` in the background; returns the operation (`.result()`, `.status()`, `.cancel()`:
     between files, never within one; before the restart; or while waiting for /health). The inputs
-    are checked against what is deployed before it starts: a bad adapter or model path raises here."""
+    are checked against what is deployed, and against the share, before it starts: a bad adapter or
+    model path raises here."""
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
-    previous = DeployedSettings.parse(remote.read_bytes(SETTINGS_PATH))
-    settings, uploads = plan_deploy(proj, previous, list(adapters), model, merge_adapter)
+    previous, previous_bytes = deployed_settings(remote)
+    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote)
+    # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
+    # that changes nothing restarts only a replica that does not run
+    serving = restart is not False and _serving(tgt)
 
     def work(op: Operation) -> DeployResult:
         start = time.monotonic()
         plans = []
-        for up in uploads:  # every folder compared first: the progress then counts all the bytes to send
-            op.checkpoint(_stopped('syncing'))
+        for up in plan.uploads:  # every folder compared first: the progress then counts all the bytes to send
+            op.checkpoint(_stopped("syncing"))
             op.report(f"comparing {up.dest} with the share")
-            plans.append(sync.plan(up.source, remote, up.dest))
+            plans.append(sync.plan(up.source, remote, up.dest, adopt=up.reserved))
+            if plans[-1].foreign:
+                raise up.refusal(plans[-1].foreign, remote)
         total, sent = sum(p.upload_bytes for p in plans) or 1, 0
 
         def count(n: int) -> None:
@@ -123,35 +129,57 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
 
         synced = []
         for p in plans:
-            sync.run(p, remote, progress=progress, checkpoint=lambda: op.checkpoint(_stopped('syncing')), on_bytes=count)
-            synced.append(p.summary())
+            sync.run(p, remote, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("syncing")), on_bytes=count)
+            synced += p.lines()
             if progress:
-                print(p.summary(), flush=True)
-        op.checkpoint(_stopped('syncing'))
-        # written last: the app never points at files that are not fully synced
-        remote.write_bytes(SETTINGS_PATH, settings.dumps())
+                print("\n".join(p.lines()), flush=True)
+        synced += [f"served from the share, nothing sent: {where}" for where in plan.on_share]
+        op.checkpoint(_stopped("syncing"))
+        new_settings = plan.settings.dumps()
+        changed = new_settings != previous_bytes or any(p.changes for p in plans)
+        if new_settings != previous_bytes:  # written last: the app never points at files that are not fully synced
+            remote.write_bytes(SETTINGS_PATH, new_settings)
+        synced.append(f"{SETTINGS_PATH}: {'written' if new_settings != previous_bytes else 'unchanged'}")
+        app = _endpoint(proj, cfg, tgt)
+        # the replica runs what was there before this deploy until it restarts: said on the share (for the
+        # next deploy, a teammate's too) until it has, so a stop here or --no-restart is not forgotten
+        pending = changed or remote.exists(RESTART_PENDING)
+        if changed:
+            remote.write_bytes(RESTART_PENDING, b"synced by a deploy that has not restarted the replica yet\n")
+        restarting = restart if restart is not None else (pending or not serving)
         health = None
-        if restart:
-            op.checkpoint(_stopped('before restart'))
+        if restarting:
+            op.checkpoint(_stopped("before restart"))
             op.report("restarting the replica", 1.0)
-            app = _endpoint(proj, cfg, tgt).restart()
+            app.restart()
+            if pending:
+                remote.delete(RESTART_PENDING)
             if progress and app.revision:
                 print(f"restarted revision {app.revision}", flush=True)
-            if wait:
-                health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped('waiting')),
-                                  report=op.report).health
-        return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, settings, synced, restart, health, time.monotonic() - start)
+        if wait and restart is not False:
+            health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
+                              report=op.report).health
+        return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, plan.settings, synced, restarting, health,
+                            time.monotonic() - start, changed=changed, restart=restart)
 
     return Operation.start("deploy", work)
 
 
+def _serving(tgt: Any) -> bool:
+    """Whether the app has a replica that runs (or is starting): a deploy that changes nothing leaves it."""
+    return tgt.app_state().status not in FAILURE_STATES | {EndpointStatus.STOPPED}
+
+
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
-           project: str | os.PathLike | None = None, restart: bool = True, wait: bool = True,
+           project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
            timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
            credential: Any = None) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
-    and wait until its health route answers. Without `adapters` the deployed ones stay; without
-    `model` the deployed base stays, or comes from the adapters' adapter_config.json.
+    and wait until its health route answers. An adapter or model is a local folder (sent), `share:PATH`
+    (a folder already on the share, served where it is) or for the model a hub id; `NAME=...` names
+    an adapter (default: its folder's name). Without `adapters` the deployed ones stay; without `model`
+    the deployed base stays, or is the one the adapters' adapter_config.json records.
+    `restart`: None restarts only when something changed (or no replica runs), True always, False never.
     `begin_deploy(...).result()`: an interrupt stops it at its next safe point (between files)."""
     return begin_deploy(adapters, model, project=project, restart=restart, wait=wait, timeout=timeout,
                         progress=progress, merge_adapter=merge_adapter, credential=credential).result()
@@ -180,6 +208,8 @@ def _endpoint(proj: Project, cfg: InferenceConfig, tgt: Any) -> Endpoint:
 def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.PathLike | None = None,
          credential: Any = None) -> Logs | None:
     """The replica's output: the last `tail` lines, or (follow) new lines as they come until interrupted."""
+    if tail is not None and tail < 0:
+        raise AitkError(f"--tail {tail}: a number of lines, 0 or more")
     app = _endpoint(*_context(project, credential))
     if not follow:
         return app.logs(tail)

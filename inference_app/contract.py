@@ -60,6 +60,14 @@ def base_model_id(value: str) -> str:
     return value
 
 
+class SettingsFileError(ValueError):
+    """``settings.json`` cannot be read; the message is what is wrong with it (the caller names the file)."""
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "true or false", type(None): "null"}
+
+
 @dataclass
 class DeployedSettings:
     """The keys of ``settings.json`` that deploy writes (the server's ``SettingsFile`` reads them,
@@ -77,9 +85,23 @@ class DeployedSettings:
         """The file's content (None or empty: nothing deployed yet)."""
         if not data:
             return cls()
-        raw = json.loads(data)
-        return cls(base_model=raw.get("base_model"), adapters=dict(raw.get("adapters") or {}),
-                   merge_adapter=bool(raw.get("merge_adapter", False)),
+        try:
+            raw = json.loads(data)
+        except json.JSONDecodeError as e:
+            raise SettingsFileError(f"is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        except UnicodeDecodeError as e:
+            raise SettingsFileError(f"is not UTF-8 text (byte {e.object[e.start]:#x} at position {e.start})") from None
+        if not isinstance(raw, dict):
+            raise SettingsFileError(f"must hold a JSON object, not {_JSON_TYPES.get(type(raw), type(raw).__name__)}")
+        base, adapters, merge = raw.get("base_model"), raw.get("adapters") or {}, raw.get("merge_adapter", False)
+        if base is not None and not (isinstance(base, str) and base):
+            raise SettingsFileError(f"field 'base_model' must be a share path or hub id, not {base!r}")
+        if not (isinstance(adapters, dict) and all(isinstance(k, str) and k and isinstance(v, str) and v
+                                                   for k, v in adapters.items())):
+            raise SettingsFileError(f"field 'adapters' must be an object of adapter name to share path, not {adapters!r}")
+        if not isinstance(merge, bool):
+            raise SettingsFileError(f"field 'merge_adapter' must be true or false, not {merge!r}")
+        return cls(base_model=base, adapters=dict(adapters), merge_adapter=merge,
                    other={k: v for k, v in raw.items() if k not in cls.KEYS})
 
     def dumps(self) -> bytes:

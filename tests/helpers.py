@@ -6,6 +6,27 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A small stand-in for the inference app, for tests about the replica rather than the model: it serves
+# /live at once and /health after STANDIN_DELAY seconds, on the HOST and PORT the target gives it.
+STANDIN = '''
+import http.server, os, sys, time
+ready_at = time.monotonic() + float(os.environ.get("STANDIN_DELAY", "0.5"))
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path == "/live" or (self.path == "/health" and time.monotonic() >= ready_at)
+        body = b'{"status": "ok", "model": "standin", "adapters": [], "variants": ["base"]}' if ok else b"{}"
+        self.send_response(200 if ok else 503)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        print("request", self.path, flush=True)
+
+print("stand-in listening", flush=True)
+http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
+'''
+
 
 def free_port() -> int:
     with socket.socket() as s:

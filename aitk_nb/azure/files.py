@@ -70,14 +70,29 @@ class AzureFilesRemote:
         with ThreadPoolExecutor(LIST_CONCURRENCY) as pool:
             return dict(pool.map(state, paths))
 
-    def _walk(self, folder: str, rel: str, out: list[str]) -> None:
+    def _walk(self, folder: str, rel: str, out: list[str], depth: int | None = None) -> None:
         directory = self.share.get_directory_client(_join(folder, rel) if rel else folder)
         for item in directory.list_directories_and_files():
             child = f"{rel}/{item['name']}" if rel else item["name"]
-            if item.get("is_directory"):
-                self._walk(folder, child, out)
-            else:
+            if not item.get("is_directory"):
                 out.append(child)
+            elif depth is None or depth > 0:
+                self._walk(folder, child, out, None if depth is None else depth - 1)
+
+    def list_names(self, folder: str, depth: int) -> list[str]:
+        names: list[str] = []
+        with missing_ok(f"listing {folder}"):
+            self._walk(folder, "", names, depth)
+        return sorted(names)
+
+    def exists(self, path: str) -> bool:
+        with missing_ok(f"reading {path}"):
+            self.share.get_file_client(path).get_file_properties()
+            return True
+        return False
+
+    def where(self, path: str) -> str:
+        return f"{path} on the file share {self.share.share_name} (storage account {self.share.account_name})"
 
     # -- writing -----------------------------------------------------------------------------------
     def upload(self, path: str, source: Path, state: FileState, progress: Callable[[int], None]) -> None:

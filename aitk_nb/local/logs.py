@@ -21,7 +21,7 @@ class LogFile:
         if not self.path.exists():
             return ""
         lines = self.path.read_text(errors="replace").splitlines()
-        return "\n".join(lines if n is None else lines[-n:])
+        return "\n".join(lines if n is None else lines[len(lines) - n:] if n else [])
 
     def follow(self, running: Callable[[], bool], poll: float = 0.5) -> Iterator[str]:
         """New lines as they are written, while `running()` (stop with an interrupt)."""

@@ -1,5 +1,6 @@
 """The replica as a process: started in a session of its own (so its whole group can be stopped),
-recognised later by its pid and its start time in /proc (a recycled pid is not taken for it), and
+recognised later by its pid, its start time in /proc and its leading its own session (a recycled pid,
+or a record that names another process, is not taken for it: such a process is never signalled), and
 reaped when this process started it (which turns a crash into an exit code)."""
 from __future__ import annotations
 
@@ -36,34 +37,47 @@ class ReplicaProcess:
                    dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     @classmethod
-    def from_json(cls, data: dict) -> "ReplicaProcess":
-        return cls(data["pid"], data.get("proc_start"), data.get("port", 0), data.get("started", ""))
+    def from_json(cls, data: object) -> "ReplicaProcess":
+        """The record as saved; ValueError when it is not one (truncated, hand-edited)."""
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        pid, start, port, started = data.get("pid"), data.get("proc_start"), data.get("port", 0), data.get("started", "")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise ValueError(f"pid {pid!r}")
+        if not (start is None or isinstance(start, str)) or not isinstance(port, int) or not isinstance(started, str):
+            raise ValueError("a key of the wrong type")
+        return cls(pid, start, port, started)
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def is_ours(self) -> bool:
+        """Whether the pid is still the replica the toolkit started: this process's child, or a process
+        that leads its own session and started when the record says. A record without a start time
+        (an older version's, or forged) proves nothing."""
+        if self.pid in _children:
+            return True
+        stat = _proc_stat(self.pid)
+        return (self.proc_start is not None and stat is not None and stat[19] == self.proc_start
+                and stat[3] == str(self.pid))
 
     def alive(self) -> bool:
         child = _children.get(self.pid)
         if child is not None:
             return child.poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
         stat = _proc_stat(self.pid)
-        if stat is None:
-            return True  # no /proc: trust kill(0)
-        return stat[0] != "Z" and (self.proc_start is None or stat[19] == self.proc_start)
+        return self.is_ours() and stat is not None and stat[0] != "Z"
 
     def exit_code(self) -> int | None:
         """The exit code, when this process started the replica and it has ended."""
         child = _children.get(self.pid)
         return child.poll() if child else None
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Stop the replica's whole process group (TERM, then KILL after `timeout`). True if it ran."""
+    def stop(self, timeout: float = 15.0) -> str:
+        """Stop the replica's whole process group (TERM, then KILL after `timeout`), only if the record
+        proves the pid is the replica. Returns STOPPED, NOT_RUNNING or NOT_OURS."""
+        if not self.is_ours():
+            return NOT_OURS if _proc_stat(self.pid) is not None else NOT_RUNNING
         was_running = self.alive()
         if was_running:
             with contextlib.suppress(ProcessLookupError):
@@ -76,7 +90,10 @@ class ReplicaProcess:
         child = _children.pop(self.pid, None)
         if child is not None:
             child.wait(timeout=timeout)
-        return was_running
+        return STOPPED if was_running else NOT_RUNNING
+
+
+STOPPED, NOT_RUNNING, NOT_OURS = "stopped", "not running", "not ours"
 
 
 def port_free(host: str, port: int) -> bool:

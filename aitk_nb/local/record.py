@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..arm import Template
 from ..config import read_json, write_json_atomic
-from ..errors import AitkError, NotProvisionedError
+from ..errors import AitkError, ConfigError, NotProvisionedError
 from ..invocation import command
+from .shell import with_mount
 
 HOST = "127.0.0.1"
 
@@ -41,6 +42,8 @@ class AppRecord:
         # Container Apps gives up after initialDelay + period x failureThreshold: wait as long.
         timeout = (startup.get("initialDelaySeconds", 0)
                    + startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3))
+        if port is not None and not 1 <= port <= 65535:
+            raise ConfigError(f"--port {port}: a TCP port from 1 to 65535")
         return cls(
             name=app["name"],
             share=str(share),
@@ -56,11 +59,10 @@ class AppRecord:
     def load(cls, path: Path) -> "AppRecord | None":
         if not path.exists():
             return None
-        data = read_json(path, f"run {command('provision --target local')}")
-        names = [f.name for f in fields(cls)]
-        if not isinstance(data, dict) or set(data) != set(names):
-            raise NotProvisionedError(f"{path} is not an app record of this version of aitk-nb; run "
-                                      f"{command('provision --target local')} again to rewrite it")
+        fix = f"it is aitk-nb's record of the local app: run {command('provision --target local')} again to rewrite it"
+        data = read_json(path, f"run {command('provision --target local')}", fix)
+        if problem := _record_problem(data):
+            raise NotProvisionedError(f"{path} {problem}; {fix}")
         return cls(**data)
 
     def save(self, path: Path) -> None:
@@ -71,5 +73,35 @@ class AppRecord:
         return f"http://{HOST}:{self.port}"
 
     def local_command(self) -> list[str]:
-        """The container's command with the mount path pointing at the share folder."""
-        return [part.replace(self.mount_path, self.share) for part in self.command]
+        """The container's command with the mount path pointing at the share folder (quoted where a
+        shell reads it)."""
+        return with_mount(self.command, self.mount_path, self.share)
+
+
+_STRINGS = ("name", "share", "mount_path", "readiness_path")
+
+
+def _record_problem(data) -> str | None:
+    """What is wrong with an app record read from disk (hand-edited, or of another version), or None."""
+    if not isinstance(data, dict):
+        return "must hold a JSON object"
+    missing = [f.name for f in fields(AppRecord) if f.name not in data]
+    if missing:
+        return f"misses the key{'s' * (len(missing) > 1)} {', '.join(missing)}"
+    unknown = sorted(set(data) - {f.name for f in fields(AppRecord)})
+    if unknown:
+        return f"has unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}"
+    port = data["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return f"key port must be a whole number from 1 to 65535, not {port!r}"
+    for key in _STRINGS:
+        if not isinstance(data[key], str) or not data[key]:
+            return f"key {key} must be a non-empty string, not {data[key]!r}"
+    if not isinstance(data["command"], list) or not all(isinstance(c, str) for c in data["command"]):
+        return f"key command must be a list of strings, not {data['command']!r}"
+    if not isinstance(data["env"], dict) or not all(isinstance(v, str) for v in data["env"].values()):
+        return f"key env must be an object of strings, not {data['env']!r}"
+    timeout = data["startup_timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        return f"key startup_timeout must be a number of seconds, not {timeout!r}"
+    return None

@@ -6,14 +6,13 @@ import functools
 import secrets
 from typing import Any, Iterator
 
-from inference_app.contract import SETTINGS_PATH, DeployedSettings
-
 from ..azure import deployment
 from ..azure.app import ContainerApp
 from ..azure.deployment import DEPLOYMENT_NAME, DeploymentRequest
 from ..azure.files import AzureFilesRemote, share_client
 from ..azure.session import AzureError, AzureSession, azure_call, missing_ok, service_value
 from ..config import InferenceConfig, Parameters, read_json
+from ..deploy_plan import deployed_settings
 from ..endpoints import AppState, Readiness
 from ..errors import AitkError, NotProvisionedError, OperationCancelledError
 from ..invocation import command
@@ -183,9 +182,11 @@ class AzureTarget:
         state = (f"{service_value(revision.running_state)} ({service_value(revision.health_state)}), "
                  f"{count} replica{'s' * (count != 1)}")
         try:
-            settings = DeployedSettings.parse(self.remote().read_bytes(SETTINGS_PATH))
-        except AitkError:
+            remote = self.remote()
+        except NotProvisionedError:  # a hand-filled config without the share: the rest of the status still shows
             settings = None
+        else:
+            settings, _ = deployed_settings(remote)
         return Status(self.name, self.config.ACA_APP_ENDPOINT, app.name, state, None, settings,
                       str(revision.created_time) if revision.created_time else None)
 

@@ -16,15 +16,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-from inference_app.contract import SETTINGS_PATH, DeployedSettings
-
 from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
+from ..deploy_plan import deployed_settings
 from ..endpoints import FAILURE_STATES, AppState, EndpointStatus, Readiness
-from ..errors import AitkError, NotProvisionedError, PortInUseError, ReplicaCrashedError
+from ..errors import AitkError, ConfigError, NotProvisionedError, PortInUseError, ReplicaCrashedError
 from ..invocation import command
 from ..local.logs import LogFile
-from ..local.process import ReplicaProcess, port_free
+from ..local.process import NOT_OURS, STOPPED, ReplicaProcess, port_free
 from ..local.record import HOST, AppRecord
 from ..operations import Operation
 from ..project import Project
@@ -93,25 +92,34 @@ class LocalTarget:
         """The replica last started (running or not), or None."""
         if not self.pid_path.exists():
             return None
-        return ReplicaProcess.from_json(read_json(self.pid_path, f"run {command('deploy')}"))
+        unreadable = (f"{self.pid_path} is not a replica record aitk-nb can read (truncated?), so no process was "
+                      "signalled; if a replica still runs, stop it yourself, then delete the file and run again")
+        try:
+            return ReplicaProcess.from_json(read_json(self.pid_path, f"run {command('deploy')}"))
+        except (ConfigError, ValueError):
+            raise ConfigError(unreadable) from None
 
     def running(self) -> bool:
         replica = self.replica()
         return replica is not None and replica.alive()
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Stop the replica (its whole process group). True if one was running."""
+    def stop(self, timeout: float = 15.0) -> str | None:
+        """Stop the replica (its whole process group) if its record proves which process it is; what
+        was done, or None when no replica was running."""
         replica = self.replica()
         if replica is None:
-            return False
-        was_running = replica.stop(timeout)
+            return None
+        outcome = replica.stop(timeout)
         self.pid_path.unlink(missing_ok=True)
-        return was_running
+        if outcome == NOT_OURS:
+            return (f"{self.pid_path.name}: pid {replica.pid} is not the replica it recorded; not signalled "
+                    "(if a replica still runs, stop it yourself)")
+        return "replica stopped" if outcome == STOPPED else None
 
     def restart(self) -> None:
         """Replace the replica with a new one (the endpoint's `wait()` waits until it is ready)."""
         record = self.require_record()
-        self.stop()
+        self.stop()  # a record that does not prove its process is dropped, and the port check below says the rest
         if not port_free(HOST, record.port):
             raise PortInUseError(
                 f"port {record.port} on {HOST} is in use by another process; stop it, or provision the local "
@@ -164,7 +172,7 @@ class LocalTarget:
         record = self.record()
         if record is None:
             return Status(self.name, None, None, "not provisioned")
-        settings = DeployedSettings.parse(self.remote().read_bytes(SETTINGS_PATH))
+        settings, _ = deployed_settings(self.remote())
         replica = self.replica()
         code, health = self.health()
         if replica is None:
@@ -204,8 +212,8 @@ class LocalTarget:
 
     def teardown(self, *, app_only: bool) -> list[str]:
         removed = []
-        if self.stop():
-            removed.append("replica stopped")
+        if note := self.stop():
+            removed.append(note)
         if app_only:
             if self.record_path.exists():
                 self.record_path.unlink()

@@ -71,7 +71,7 @@ class DeployForm:
         self.grid.layout.grid_template_rows = f"repeat({rows}, auto)"
         self.model = w.Text(value=model or "", placeholder="default: the deployed one, or the adapters' base model",
                             description="Base model", layout=w.Layout(width="600px"), style={"description_width": "100px"})
-        self.restart = w.Checkbox(value=True, description="restart the replica", indent=False)
+        self.restart = w.Checkbox(value=True, description="restart the replica (when something changed)", indent=False)
         self.wait = w.Checkbox(value=True, description="wait until /health answers", indent=False)
         self.deploy_button = w.Button(description="Deploy", icon="rocket", button_style="primary")
         self.message = w.HTML()
@@ -98,7 +98,7 @@ class DeployForm:
 
         return self.runner.start(lambda: verbs.begin_deploy(
             [str(p) for p in self.selected()], self.model.value.strip() or None, project=self.project.root,
-            restart=self.restart.value, wait=self.restart.value and self.wait.value, progress=False),
+            restart=None if self.restart.value else False, wait=self.restart.value and self.wait.value, progress=False),
             "deploying", self._deployed)
 
     def _deployed(self, result) -> None:

@@ -67,10 +67,14 @@ def test_openai_sdk_unchanged_against_v1_stream_and_not(deployed, demo_assets, f
     assert fact["expected"].lower() not in base.choices[0].message.content.lower()
 
 
-def test_a_redeploy_with_nothing_changed_uploads_nothing(deployed):
+def test_a_redeploy_with_nothing_changed_uploads_nothing_and_keeps_the_replica(deployed):
     root, _ = deployed
-    again = aitk_nb.deploy(project=root, restart=False, progress=False)
-    assert all(" 0 changed (0 B)" in line for line in again.synced), again.synced
+    pid = aitk_nb.endpoint(project=root).raw["replica"]["pid"]
+    again = aitk_nb.deploy(project=root, progress=False)
+    assert not again.changed and not again.restarted and again.health["status"] == "ok"
+    assert all(" 0 changed (0 B)" in line for line in again.synced if line.startswith(("inference/inference_app", "models/",
+                                                                                      "model-cache/"))), again.synced
+    assert aitk_nb.endpoint(project=root).raw["replica"]["pid"] == pid
 
 
 def test_cli_status_endpoint_and_logs(deployed):

@@ -33,6 +33,7 @@ def model_and_adapters(root, *names):
         folder = root / name
         folder.mkdir()
         (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(model)}))
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
         adapters.append(folder)
     return model, adapters
 

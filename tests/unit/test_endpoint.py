@@ -9,26 +9,7 @@ import pytest
 import aitk_nb
 from aitk_nb.endpoints import EndpointStatus
 from aitk_nb.errors import NotProvisionedError, ReadinessTimeoutError, ReplicaCrashedError
-from helpers import free_port
-
-STANDIN = '''
-import http.server, os, sys, time
-ready_at = time.monotonic() + float(os.environ.get("STANDIN_DELAY", "0.5"))
-
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        ok = self.path == "/live" or (self.path == "/health" and time.monotonic() >= ready_at)
-        body = b'{"status": "ok", "model": "standin", "adapters": [], "variants": ["base"]}' if ok else b"{}"
-        self.send_response(200 if ok else 503)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        print("request", self.path, flush=True)
-
-print("stand-in listening", flush=True)
-http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
-'''
+from helpers import STANDIN, free_port
 
 
 def provision(project, *commands):

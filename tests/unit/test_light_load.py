@@ -42,7 +42,7 @@ def test_every_cli_verb_has_help(verb, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: aitk {verb}")
-    assert {"provision": "--what-if", "deploy": "--adapter PATH", "eval": "PROMPTS_FILE", "teardown": "--yes",
+    assert {"provision": "--what-if", "deploy": "--adapter [NAME=]PATH", "eval": "PROMPTS_FILE", "teardown": "--yes",
             "logs": "--tail N", "scale": "--stop", "demo": "--port"}.get(verb, "--project") in out
 
 

@@ -129,7 +129,7 @@ def test_help_explains_every_verb(shell):
     doc = shell.find_line_magic("aitk").__doc__
     for verb in ("provision", "deploy", "status", "endpoint", "logs", "teardown", "eval"):
         assert f"%aitk {verb}" in doc or f"%%aitk {verb}" in doc
-    assert "--adapter PATH" in doc and "--what-if" in doc
+    assert "--adapter [NAME=]PATH" in doc and "--what-if" in doc
 
 
 def test_quoted_paths_lose_their_quotes_as_in_a_shell(shell, project, monkeypatch, tmp_path):

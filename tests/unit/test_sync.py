@@ -16,7 +16,9 @@ def tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def remote_md5s(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    """The files of a folder (the share's: less the mark that says sync owns it)."""
+    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*")
+            if p.is_file() and p.name != sync.OWNED_MARK}
 
 
 class CountingRemote(LocalFolderRemote):
@@ -85,7 +87,36 @@ def test_an_interrupted_sync_leaves_whole_files_and_a_rerun_finishes(tmp_path):
 
 def test_deletes_stay_inside_the_destination(tmp_path):
     src = tree(tmp_path / "src", {"a": b"1"})
-    share = tree(tmp_path / "share", {"inference/settings.json": b"{}", "inference/app/old.py": b"x"})
+    share = tree(tmp_path / "share", {"inference/settings.json": b"{}", "inference/app/old.py": b"x",
+                                      f"inference/app/{sync.OWNED_MARK}": b""})
     sync.sync(src, LocalFolderRemote(share), "inference/app", progress=False)
     assert (share / "inference/settings.json").exists()
     assert not (share / "inference/app/old.py").exists()
+
+
+def test_a_folder_holding_files_sync_did_not_put_there_is_never_written_into(tmp_path):
+    src = tree(tmp_path / "src", {"adapter_config.json": b"mine", "adapter_model.safetensors": b"my weights"})
+    share = tree(tmp_path / "share", {"models/lora/adapter_config.json": b"theirs",
+                                      "models/lora/adapter_model.safetensors": b"their weights", "models/lora/notes.md": b"n"})
+    remote = CountingRemote(share)
+    p = sync.plan(src, remote, "models/lora")
+    assert p.foreign == ["adapter_config.json", "adapter_model.safetensors", "notes.md"] and not p.uploads and not p.deletes
+    with pytest.raises(ValueError, match="models/lora holds files this toolkit did not put there"):
+        sync.run(p, remote, progress=False)
+    assert remote.uploaded == [] and (share / "models/lora/notes.md").read_bytes() == b"n"
+    assert (share / "models/lora/adapter_model.safetensors").read_bytes() == b"their weights"
+    adopted = sync.plan(src, remote, "models/lora", adopt=True)  # a folder the layout reserves for the toolkit
+    assert adopted.mark and adopted.deletes == ["notes.md"] and not adopted.foreign
+
+
+def test_the_first_sync_marks_the_folder_first_and_a_marked_folder_is_synced(tmp_path):
+    src = tree(tmp_path / "src", {"a.bin": b"a" * 100})
+    remote = CountingRemote(tmp_path / "share")
+    remote.fail_after = 0  # the first upload fails: the mark is already there
+    with pytest.raises(ConnectionResetError):
+        sync.sync(src, remote, "models/x", progress=False)
+    assert (tmp_path / "share/models/x" / sync.OWNED_MARK).is_file()
+    remote.fail_after = None
+    again = sync.sync(src, remote, "models/x", progress=False)
+    assert not again.mark and remote.uploaded == ["models/x/a.bin"] and again.changes
+    assert not sync.plan(src, remote, "models/x").changes

@@ -228,6 +228,7 @@ def test_the_magic_shows_a_form_only_without_options_in_a_notebook(project, monk
 def make_adapter(folder, base="org/base"):
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
     return folder
 
 
@@ -264,7 +265,7 @@ def test_deploy_button_deploys_the_ticked_adapters(project, tmp_path, monkeypatc
     click(form, form.deploy_button)
     (adapters, model, kwargs, disabled), = calls
     assert adapters == [str(b)] and model == "org/other" and disabled
-    assert kwargs["restart"] is True and kwargs["wait"] is False
+    assert kwargs["restart"] is None and kwargs["wait"] is False  # None: when something changed
     assert "deployed: http://127.0.0.1:1 serves base, b" in form.message.value and not form.deploy_button.disabled
     form.restart.value = False
     assert form.wait.disabled

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is no
 
 # free-form objects (their keys are the user's) and optional features the double leaves out
 FREE_FORM = ("properties.outputs.", "properties.parameters.", "tags.", "properties.template.containers[].resources.",
-             "properties.configuration.secrets[].", "value[].properties.template.", "properties.template.scale.")
+             "properties.configuration.secrets[].", "value[].properties.template.", "properties.template.scale.",
+             "properties.changes[].delta[].before", "properties.changes[].delta[].after")   # what-if: the property's own value
 OPTIONAL = {
     "resources/PutDeploymentResourceGroup.json": {"properties.templateLink"},
     "resources/PostDeploymentValidateOnResourceGroup.json": {"properties.templateLink"},
@@ -129,9 +130,15 @@ def test_resources_shapes(api, azure_double):
     check("resources/PutDeploymentWithExternalInputs.json", "201", created.json())
     val = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"acaAppName": "app1"}))
     check("resources/PostDeploymentValidateOnResourceGroup.json", "200", val.json())
-    bad = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"maximumInstanceCount": 0}))
-    assert bad.status_code == 400
+    # a preflight refusal (a provider's own check) comes wrapped with details, as the official example shows
+    bad = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"storageAccountName": "Not_Valid_Name"}))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidTemplateDeployment"
     check("resources/PostDeploymentValidateOnResourceGroup.json", "400", bad.json())
+    assert bad.json()["error"]["details"][0]["details"][0]["code"] == "AccountNameInvalid"
+    # a template or parameter error is ARM's own: InvalidTemplate, no details
+    bad = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"maximumInstanceCount": 0}))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidTemplate"
+    assert bad.json()["error"]["message"].startswith("Deployment template validation failed: 'The provided value for the template parameter 'maximumInstanceCount'")
     wi = client.post(f"{dep}/third/whatIf", params=v, json=deployment_body({"acaAppName": "app1", "maximumInstanceCount": 2}))
     assert wi.status_code == 202 and "Location" in wi.headers
     result = _poll(client, wi, v).json()

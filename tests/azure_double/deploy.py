@@ -146,9 +146,9 @@ class Deployments:
         return self.items.get((rg.lower(), name.lower()))
 
     @staticmethod
-    def _template_error(e: TemplateError) -> Response:
-        raise ResourceFailure(e.code, e.message if e.code != "InvalidTemplate" or e.message.startswith("Deployment template")
-                              else f"Deployment template validation failed: '{e.message}'.")
+    def _refused(e: TemplateError) -> ResourceFailure:
+        """A template error as ARM answers it (400, the message wrapped as its validation says)."""
+        return ResourceFailure(e.code, f"Deployment template validation failed: '{e.message}'." if e.code == "InvalidTemplate" else e.message)
 
     # -- routes --------------------------------------------------------------------------------------
     def list(self, req: Request, sub: str, rg: str) -> Response:
@@ -175,7 +175,7 @@ class Deployments:
         try:
             tpl = self.template(rg, name, dep.props, preview=True)
         except TemplateError as e:
-            return self._template_error(e)
+            raise self._refused(e) from None
         plan = [p for p in tpl.plan() if p.deploy]
         dep.template = tpl
         dep.parameters_view = self._params_view(tpl)
@@ -357,7 +357,7 @@ class Deployments:
                 tpl.resource_body(p)
             params = self._params_view(tpl)
         except TemplateError as e:
-            return self._template_error(e)
+            raise self._refused(e) from None
         preflight = self._preflight(plan)
         if preflight:
             return self.m.error(400, "InvalidTemplateDeployment", f"The template deployment '{name}' is not valid according to the "
@@ -394,7 +394,7 @@ class Deployments:
             tpl = self.template(rg, name, props, preview=True)
             result = what_if(self.d, tpl, rg, (props.get("whatIfSettings") or {}).get("resultFormat"))
         except TemplateError as e:
-            return self._template_error(e)
+            raise self._refused(e) from None
         op = self.d.timed_op(result=lambda: (200, result))
         return self.m.json(202, None, {"Location": self.d.op_urls(op, req.q("api-version"))["Location"], **self.d.retry_headers()})
 

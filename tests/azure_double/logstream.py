@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from .httpserver import DropConnection, Request, Response
 
 if TYPE_CHECKING:
-    from .apps import AppRecord, Apps
+    from .apps import Apps
 
 TAIL_CAP = 300
 _REPLICA_PATH = re.compile(r"/revisions/([^/]+)/replicas/([^/]+)/containers/([^/]+)/logstream$", re.IGNORECASE)

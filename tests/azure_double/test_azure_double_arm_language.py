@@ -253,6 +253,9 @@ def test_copy_loops():
         Template(body, {"n": {"value": 801}}, SCOPE).plan()
     with pytest.raises(TemplateError, match="'copyIndex' is not expected at this location"):
         Template({"resources": [_res("A.B/x", "[copyIndex()]")]}, {}, SCOPE).plan()
+    serial = Template({"resources": [_res("A.B/x", "[concat('s', copyIndex())]",
+                                          copy={"name": "s", "count": 4, "mode": "Serial", "batchSize": 2})]}, {}, SCOPE).plan()
+    assert [[d.rsplit("/", 1)[1] for d in p.depends] for p in serial] == [[], [], ["s0", "s1"], ["s0", "s1"]]
     variables = Template({"variables": {"copy": [{"name": "names", "count": 2, "input": "[concat('n', copyIndex('names'))]"}]},
                           "resources": []}, {}, SCOPE)
     assert variables.variable("names") == ["n0", "n1"]

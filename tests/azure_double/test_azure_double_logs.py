@@ -5,7 +5,6 @@ writing, for clients that must reconnect without losing or repeating lines."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import httpx

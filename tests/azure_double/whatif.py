@@ -52,7 +52,7 @@ def _change(d: "AzureDouble", tpl: Template, r: PlannedResource, ids_only: bool)
     for key in ("location", "sku", "kind", "identity", "properties"):
         if key in request:
             delta += diff(key, before.get(key), request[key])
-    if rules.tracked and not _equal_tags(before.get("tags"), request.get("tags")):
+    if rules.tracked and (before.get("tags") or {}) != (request.get("tags") or {}):
         delta += diff("tags", before.get("tags") or {}, request.get("tags") or {}, whole=True)
     for path in rules.settable:
         if _at(request, path) is None and _at(before, path) not in (None, {}, []):
@@ -89,10 +89,6 @@ def diff(path: str, before: Any, after: Any, *, whole: bool = False) -> list[dic
     if before != after or type(before) is not type(after):
         return [{"path": path, "propertyChangeType": "Modify", "before": before, "after": after}]
     return []
-
-
-def _equal_tags(before: dict | None, after: dict | None) -> bool:
-    return (before or {}) == (after or {})
 
 
 def _at(value: Any, path: str) -> Any:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
 from .errors import TemplateError
-from .expressions import Call, Literal, Member, Scope, Unresolved, evaluate_node, is_expression, parse, type_name, unescape
+from .expressions import Call, Member, Scope, Unresolved, evaluate_node, is_expression, parse, type_name, unescape
 from .functions import BUILTINS, LAZY, arity, expect, text
 
 MAX_COPY = 800
@@ -75,6 +75,7 @@ class PlannedResource:
     copy: dict[str, int] = field(default_factory=dict)     # loop name (lower) -> index, for copyIndex()
     loop: str | None = None                                # the resource's own copy loop
     depends: list[str] = field(default_factory=list)       # ids of deployed resources this one waits for
+    after: list[str] = field(default_factory=list)         # ids a serial copy loop adds to dependsOn
 
     @property
     def label(self) -> str:
@@ -154,25 +155,26 @@ class Template:
         declared = self.body.get("parameters", {})
         key = name if name in declared else next((k for k in declared if k.lower() == name.lower()), None)
         if key is None:
-            raise TemplateError(f"The template parameter '{name}' is not found. Please see https://aka.ms/arm-template/#parameters for usage details.")
+            raise TemplateError(f"The template parameter '{name}' is not found. Please see https://aka.ms/arm-template/#parameters for usage details.",
+                                located=True)
         if key in self._params:
             return self._params[key]
         spec = declared[key]
         if not isinstance(spec, dict) or str(spec.get("type", "")).lower() not in _PARAM_TYPES:
             raise TemplateError(f"The template parameter '{key}' is not valid: its 'type' must be one of "
-                                f"{', '.join(sorted(set(_PARAM_TYPES)))}.")
+                                f"{', '.join(sorted(set(_PARAM_TYPES)))}.", located=True)
         if key in self._given:
             value = self._given[key]
         elif "defaultValue" in spec:
             if key in self._params_busy:
-                raise TemplateError(f"The template parameter '{key}' is not valid: its default value refers to itself.")
+                raise TemplateError(f"The template parameter '{key}' is not valid: its default value refers to itself.", located=True)
             self._params_busy.add(key)
             try:
                 value = self._evaluate(spec["defaultValue"], self._defaults_scope, f"The template parameter '{key}' is not valid")
             finally:
                 self._params_busy.discard(key)
         else:
-            raise TemplateError(f"The value for the template parameter '{key}' is not provided. {_PARAMETER_HELP}")
+            raise TemplateError(f"The value for the template parameter '{key}' is not provided. {_PARAMETER_HELP}", located=True)
         self._params[key] = _check_parameter(key, spec, value)
         return self._params[key]
 
@@ -244,8 +246,9 @@ class Template:
         out = [self._instance(raw, parent, {loop: i}, loop) for i in range(count)]
         if str(spec.get("mode", "Parallel")).lower() == "serial":
             batch = max(1, int(self._evaluate(spec.get("batchSize", 1), self._static_scope, where)))
-            for i, inst in enumerate(out):           # each batch waits for the previous one
-                inst.raw = {**inst.raw, "dependsOn": list(inst.raw.get("dependsOn", [])) + [p.id for p in out[max(0, (i // batch - 1) * batch):(i // batch) * batch]]}
+            for i, inst in enumerate(out):           # each batch waits for the one before it
+                first = (i // batch) * batch
+                inst.after = [p.id for p in out[max(0, first - batch):first]]
         return out
 
     def _instance(self, raw: dict, parent: dict | None, copy: dict[str, int], loop: str | None) -> PlannedResource:
@@ -280,12 +283,13 @@ class Template:
 
     @staticmethod
     def _check_duplicates(plan: list[PlannedResource]) -> None:
+        """One resource twice is an error, unless conditions leave only one of them deployed."""
         seen: set[str] = set()
-        for r in plan:
-            if r.deploy and r.id.lower() in seen:
+        for r in (r for r in plan if r.deploy):
+            if r.id.lower() in seen:
                 raise TemplateError(f"The resource '{r.id}' is defined multiple times in a template. Please see "
                                     "https://aka.ms/arm-template/#resources for usage details.")
-            seen.add(r.id.lower()) if r.deploy else None
+            seen.add(r.id.lower())
 
     def _resolve_dependencies(self, plan: list[PlannedResource]) -> None:
         for r in plan:
@@ -294,6 +298,7 @@ class Template:
             targets: list[PlannedResource] = []
             for dep in r.raw.get("dependsOn", []) or []:
                 targets += self._dependency_targets(self._evaluate(dep, scope, where), plan)
+            targets += [p for p in plan if p.id in r.after]
             targets += self._implicit_dependencies(r, plan)
             # a resource whose condition is false is left out of the dependencies (conditional deployment docs)
             r.depends = list(dict.fromkeys(t.id for t in targets if t.deploy and t is not r))
@@ -362,14 +367,13 @@ class Template:
         return self._evaluate(value, self._runtime_scope, "The template is not valid")
 
     def _evaluate(self, value: Any, scope: Scope, where: str, *, property_loops: bool = False) -> Any:
+        """Evaluate, naming the place in the template (`where`) in an error, once."""
         try:
             return self._value(value, scope, property_loops)
         except TemplateError as e:
-            if getattr(e, "located", False):
+            if e.located:
                 raise
-            located = TemplateError(f"{where}: {e.message}" if not e.message.startswith(("The template parameter", "The value for the template parameter", "The provided value")) else e.message, e.code)
-            located.located = True
-            raise located from None
+            raise TemplateError(f"{where}: {e.message}", e.code, located=True) from None
 
     def _value(self, value: Any, scope: Scope, property_loops: bool) -> Any:
         if isinstance(value, dict):
@@ -487,6 +491,13 @@ class Template:
 
 # -- helpers ----------------------------------------------------------------------------------------------
 def _check_parameter(name: str, spec: dict, value: Any) -> Any:
+    try:
+        return _check_parameter_value(name, spec, value)
+    except TemplateError as e:
+        raise TemplateError(e.message, e.code, located=True) from None
+
+
+def _check_parameter_value(name: str, spec: dict, value: Any) -> Any:
     declared = _PARAM_TYPES[str(spec["type"]).lower()]
     bad = f"The provided value for the template parameter '{name}' is not valid."
     if type_name(value) != declared:
@@ -640,4 +651,4 @@ def _check_cycles(plan: list[PlannedResource]) -> None:
         visit(r, [])
 
 
-__all__ = ["DeploymentScope", "PlannedResource", "Runtime", "Template", "TemplateError", "Literal"]
+__all__ = ["DeploymentScope", "PlannedResource", "Runtime", "Template", "TemplateError"]

@@ -165,3 +165,24 @@ def test_the_project_template_what_if_after_provision(arm):
         dep.deployments.begin_create_or_update(RG, "aitk-inference", body).result()
     failed = [o for o in dep.deployment_operations.list(RG, "aitk-inference") if o.properties.provisioning_state == "Failed"]
     assert [o.properties.status_message["error"]["code"] for o in failed] == ["WorkloadProfileTypeCannotBeChanged"]
+
+
+def test_reference_to_a_resource_whose_condition_is_false(arm):
+    """The conditional deployment docs: reference() is evaluated even when the condition is false, and
+    fails unless the resource exists; if() keeps it from being evaluated."""
+    double, res, dep, st = arm
+    template = _template(_workspace("maybe", condition="[parameters('make')]"),
+                         parameters={"make": {"type": "bool"}},
+                         outputs={"customer": {"type": "string", "value": "[reference('maybe').customerId]"},
+                                  "guarded": {"type": "string", "value": "[if(parameters('make'), reference('maybe').customerId, 'none')]"}})
+    with pytest.raises(HttpResponseError):
+        dep.deployments.begin_create_or_update(RG, "cond", _body(template, {"make": False})).result()
+    error = dep.deployments.get(RG, "cond").properties.error
+    assert error.code == "DeploymentOutputEvaluationFailed" and error.details[0].code == "ResourceNotFound"
+    assert "The Resource 'Microsoft.OperationalInsights/workspaces/maybe' under resource group 'rg-dep' was not found" in error.details[0].message
+    guarded = {**template, "outputs": {"guarded": template["outputs"]["guarded"]}}
+    out = dep.deployments.begin_create_or_update(RG, "cond", _body(guarded, {"make": False})).result().properties.outputs
+    assert out["guarded"]["value"] == "none"
+    dep.deployments.begin_create_or_update(RG, "made", _body(_template(_workspace("maybe")))).result()
+    out = dep.deployments.begin_create_or_update(RG, "cond", _body(template, {"make": False})).result().properties.outputs
+    assert len(out["customer"]["value"]) == 36                     # it exists now: reference() reads it

@@ -213,7 +213,7 @@ class Deployments:
             with dep.lock:
                 dep.state = "Running"
             tpl = dep.template
-            tpl.preview, tpl.runtime = False, LiveState(self.d, preview=False)
+            tpl.go_live(LiveState(self.d, preview=False))
             failed = self._deploy_waves(dep, tpl, [p for p in tpl.plan() if p.deploy], failure)
             if dep.state in TERMINAL:
                 return

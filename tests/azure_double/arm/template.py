@@ -110,6 +110,11 @@ class Template:
         self._static_scope = self._variables_scope                      # names, types, conditions, dependsOn
         self._runtime_scope = base.child(disallowed={"newguid": _DEFAULTS_ONLY, "utcnow": _DEFAULTS_ONLY})
 
+    def go_live(self, runtime: Runtime) -> None:
+        """From preview to deployment: the same bound parameters (a newGuid() default is drawn once)
+        and plan, runtime functions now reading `runtime` and failing where a resource is missing."""
+        self.runtime, self.preview = runtime, False
+
     # -- shape ---------------------------------------------------------------------------------------------
     def _check_shape(self) -> None:
         resources = self.body.get("resources", [])

@@ -1,25 +1,27 @@
 """Microsoft.App container apps: the app resource (secrets kept apart, as ARM never returns their
 values on GET), revisions with a short "Activating" phase after create/restart, replicas, auth
-tokens, the log stream (plain-text lines) and an HTTPS ingress per app (a stand-in that answers
+tokens for the log streams (logstream.py) and an HTTPS ingress per app (a stand-in that answers
 /health, or a proxy to a real server set with AzureDouble.set_app_upstream)."""
 from __future__ import annotations
 
 import copy
 import json
-import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable
 
-from .httpserver import DropConnection, HTTPSServer, Hooks, Request, Response
-from .mgmt import ResourceFailure
+from .errors import ResourceFailure
+from .httpserver import HTTPSServer, Hooks, Request, Response
+from .logstream import LogStreams
+from .resources import Put, TypeRules, merge
 
 if TYPE_CHECKING:
     from .double import AzureDouble
 
 API_KEY_ENV = "AITK_API_KEY"
+APP = "Microsoft.App/containerApps"
 
 
 def _iso(t: float) -> str:
@@ -55,22 +57,39 @@ class Apps:
         self.auth_tokens: dict[str, tuple[str, float]] = {}  # token -> (app id lower, expires)
         self.upstreams: dict[str, str | None] = {}       # app name -> URL of a real server
         self.runner = None                                # a ReplicaRunner: real processes (run_replicas)
+        self.logs = LogStreams(self)
         self._lock = threading.RLock()
 
     @property
     def m(self):
         return self.d.mgmt
 
+    def register(self, resources) -> None:
+        resources.register(APP, TypeRules(put=self._put_app, view=self.internal_view, deleting=self.forget,
+                                          actions={"listsecrets": self._secrets}))
+
+    def routes(self, r: Callable, prov: str) -> None:
+        app = prov + r"/Microsoft\.App/containerApps/(?P<app>[^/]+)"
+        rev = app + r"/revisions/(?P<rev>[^/]+)"
+        r("GET", prov + r"/Microsoft\.App/containerApps", self.list_apps)
+        r("GET", app, self.get_app)
+        r("PUT", app, self.put_app)
+        r("PATCH", app, self.patch_app)
+        r("DELETE", app, self.delete_app)
+        r("POST", app + r"/listSecrets", self.list_secrets)
+        r("POST", app + r"/getAuthtoken", self.get_auth_token)
+        r("POST", app + r"/(?P<action>start|stop)", self.start_stop)
+        r("GET", app + r"/revisions", self.list_revisions)
+        r("GET", rev, self.get_revision)
+        r("POST", rev + r"/restart", self.restart_revision)
+        r("POST", rev + r"/(?P<action>activate|deactivate)", self.activate_revision)
+        r("GET", rev + r"/replicas", self.list_replicas)
+        r("GET", rev + r"/replicas/(?P<replica>[^/]+)", self.get_replica)
+
     # -- resource ----------------------------------------------------------------------------------
-    def apply_app(self, rg: str, body: dict, props: dict, existing: dict | None, spec: dict) -> None:
-        env_id = props.get("managedEnvironmentId") or props.get("environmentId")
-        env = self.d.state.get(env_id or "")
-        if env is None:
-            raise ResourceFailure("ManagedEnvironmentNotFound", f"Managed environment '{env_id}' was not found.", 404)
-        profiles = {p.get("name") for p in env["properties"].get("workloadProfiles", [])}
-        wp = props.get("workloadProfileName")
-        if wp and wp not in profiles:
-            raise ResourceFailure("WorkloadProfileNameNotFound", f"Workload profile '{wp}' is not defined in managed environment '{env['name']}'.")
+    def _put_app(self, p: Put) -> None:
+        env = self.d.mgmt.environments.environment_of(p)
+        body, props, existing, rg = p.body, p.props, p.existing, p.rg
         config = props.setdefault("configuration", {})
         secret_values = {s["name"]: s.get("value") for s in config.get("secrets") or []}
         if existing is not None and config.get("secrets") is None:
@@ -111,8 +130,7 @@ class Apps:
         if ingress is not None:
             ingress["fqdn"] = f"127.0.0.1:{rec.ingress.port}"
             ingress.setdefault("traffic", [{"weight": 100, "latestRevision": True}])
-        props.update({"provisioningState": "Succeeded", "managedEnvironmentId": env["id"], "environmentId": env["id"],
-                      "outboundIpAddresses": ["127.0.0.1"], "customDomainVerificationId": secrets.token_hex(32).upper(),
+        props.update({"provisioningState": "Succeeded", "outboundIpAddresses": ["127.0.0.1"], "customDomainVerificationId": secrets.token_hex(32).upper(),
                       "eventStreamEndpoint": f"{self.d.arm_endpoint}/logstream{body['id']}/eventstream"})
         self._refresh_props(rec, props)
 
@@ -147,17 +165,41 @@ class Apps:
         return "Running", "Healthy", ""
 
     def _startup_logs(self, rec: AppRecord, rev: Revision) -> None:
-        add = self.d.state.add_log
-        add(rec.name, f"Connecting to the container 'inference' of revision {rev.name}...")
-        add(rec.name, "Successfully Connected to container: 'inference'")
+        """A replica starting: platform events on the system stream; the stand-in server's first
+        lines on its console (a real replica's own output when run_replicas is on)."""
+        replica = self.replica_name(rev, 0)
+        containers = [c.get("name", "") for c in rev.template.get("containers", []) or []] or [""]
+        event = self.logs.event
+        event(rec.name, "ReplicaScheduled", f"Replica '{replica}' has been scheduled to run on a node.", revision=rev.name, replica=replica)
+        for c in containers:
+            event(rec.name, "ContainerCreated", f"Created container '{c}'", revision=rev.name, replica=replica)
+            event(rec.name, "ContainerStarted", f"Started container '{c}'", revision=rev.name, replica=replica)
         if self.runner is not None:
             return  # the real process's output follows
+        say = lambda line: self.logs.console(rec.name, line, replica)  # noqa: E731
         if self.d.faults.is_never_healthy(rec.name):
-            add(rec.name, "Traceback (most recent call last): RuntimeError: model failed to load (injected)")
-            add(rec.name, "Startup probe failed: HTTP probe failed with statuscode: 503")
+            say("Traceback (most recent call last): RuntimeError: model failed to load (injected)")
+            event(rec.name, "ProbeFailed", "Probe of StartUp failed with status code: 503", revision=rev.name, replica=replica,
+                  kind="Warning")
         else:
-            add(rec.name, "INFO:     Started server process [1]")
-            add(rec.name, "INFO:     Uvicorn running on http://0.0.0.0:7860 (Press CTRL+C to quit)")
+            say("INFO:     Started server process [1]")
+            say("INFO:     Uvicorn running on http://0.0.0.0:7860 (Press CTRL+C to quit)")
+
+    @staticmethod
+    def replica_name(rev: "Revision", index: int) -> str:
+        return f"{rev.name}-{rev.replica_suffix}-{index:05d}"
+
+    def current_replica(self, app: str) -> str | None:
+        """The replica a container log line comes from by default: the first of the newest active revision."""
+        rec = next((r for r in self.records.values() if r.name == app and not r.deleted), None)
+        rev = next((r for r in reversed(rec.revisions) if r.active), None) if rec else None
+        return self.replica_name(rev, 0) if rev is not None else None
+
+    def running_replicas(self, app_id: str) -> int:
+        rec = self.records.get(app_id.lower())
+        if rec is None or rec.deleted:
+            return 0
+        return sum(self._replica_count(rec, rev) for rev in rec.revisions)
 
     def _record(self, rg: str, app: str) -> AppRecord | None:
         rid = f"/subscriptions/{self.d.subscription_id}/resourceGroups/{rg}/providers/Microsoft.App/containerApps/{app}".lower()
@@ -203,7 +245,7 @@ class Apps:
         body = self.m.body(req)
         existed = self._record(rg, app) is not None
         try:
-            created = self.m.deployments.apply(rg, {"type": "Microsoft.App/containerApps", "name": app, **body})
+            created = self.m.resources.apply(rg, {**body, "type": APP, "name": app})
         except ResourceFailure as e:
             return self.m.error(e.status, e.code, e.message)
         created = copy.deepcopy(created)
@@ -218,9 +260,9 @@ class Apps:
             return err
         patch = self.m.body(req)
         spec = copy.deepcopy(self.d.state.specs.get(rec.id.lower()) or {})
-        merged = _merge(spec, patch)
+        merged = merge(spec, patch)
         try:
-            self.m.deployments.apply(rg, {"type": "Microsoft.App/containerApps", "name": rec.name, **merged})
+            self.m.resources.apply(rg, {**merged, "type": APP, "name": rec.name})
         except ResourceFailure as e:
             return self.m.error(e.status, e.code, e.message)
         op = self.d.timed_op(result=lambda: (200, self.internal_view(self.d.state.get(rec.id))))
@@ -231,8 +273,9 @@ class Apps:
         if rec is None:
             return self.m.json(204)
         body = self.d.state.get(rec.id)
+        self.m.resources.check_delete(body)
         body["properties"]["provisioningState"] = "Deleting"
-        op = self.d.timed_op(on_done=lambda: self.m.remove_resource(rec.id))
+        op = self.d.timed_op(on_done=lambda: self.m.resources.remove(rec.id))
         return self.m.json(202, None, {**self.d.op_urls(op, req.q("api-version")), **self.d.retry_headers()})
 
     def start_stop(self, req: Request, sub: str, rg: str, app: str, action: str) -> Response:
@@ -254,12 +297,15 @@ class Apps:
         op = self.d.timed_op(on_done=done, result=lambda: (200, self.internal_view(self.d.state.get(rec.id))))
         return self.m.json(202, None, {"Location": self.d.op_urls(op, req.q("api-version"))["Location"], **self.d.retry_headers()})
 
+    def _secrets(self, body: dict, payload=None) -> dict:
+        values = self.d.state.app_secrets.get(body["id"].lower(), {})
+        return {"value": [{"name": k, "value": v} for k, v in values.items()]}
+
     def list_secrets(self, req: Request, sub: str, rg: str, app: str) -> Response:
         rec, err = self._app(rg, app)
         if err:
             return err
-        values = self.d.state.app_secrets.get(rec.id.lower(), {})
-        return self.m.json(200, {"value": [{"name": k, "value": v} for k, v in values.items()]})
+        return self.m.json(200, self.m.resources.action(rec.id, "listSecrets"))
 
     def get_auth_token(self, req: Request, sub: str, rg: str, app: str) -> Response:
         rec, err = self._app(rg, app)
@@ -269,9 +315,11 @@ class Apps:
         expires = time.time() + 3600
         self.auth_tokens[token] = (rec.id.lower(), expires)
         body = self.d.state.get(rec.id)
+        # logStreamEndpoint: azure-cli takes the log stream host from it (the official example omits it)
         return self.m.json(200, {"id": rec.id, "name": rec.name, "type": "Microsoft.App/containerApps/accesstoken",
                                  "location": body.get("location"),
-                                 "properties": {"token": token, "expires": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime(expires))}})
+                                 "properties": {"token": token, "expires": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime(expires)),
+                                                "logStreamEndpoint": f"{self.d.arm_endpoint}/logstream{rec.id}/revisions/"}})
 
     def _revision_body(self, rec: AppRecord, rev: Revision) -> dict:
         running, health, details = self.revision_state(rec, rev)
@@ -326,7 +374,7 @@ class Apps:
         r.restarts += 1
         r.ready_at = time.time() + self.d.activation_seconds
         r.replica_suffix = secrets.token_hex(4)
-        self.d.state.add_log(rec.name, f"Restarting revision {r.name} (restart {r.restarts})")
+        self.logs.event(rec.name, "RevisionRestart", f"Restarting revision '{r.name}'", revision=r.name)
         self._startup_logs(rec, r)
         if self.runner is not None:
             self.runner.start(rec, r)
@@ -341,11 +389,11 @@ class Apps:
             r.ready_at = time.time() + self.d.activation_seconds
         return self.m.json(200)
 
-    def _replicas(self, rec: AppRecord, rev: Revision) -> list[dict]:
+    def replicas_of(self, rec: AppRecord, rev: Revision) -> list[dict]:
         running, health, details = self.revision_state(rec, rev)
         out = []
         for i in range(self._replica_count(rec, rev)):
-            name = f"{rev.name}-{rev.replica_suffix}-{i:05d}"
+            name = self.replica_name(rev, i)
             rid = f"{rec.id}/revisions/{rev.name}/replicas/{name}"
             containers = []
             for c in rev.template.get("containers", []) or []:
@@ -368,86 +416,17 @@ class Apps:
         rec, r, err = self._revision(rg, app, rev)
         if err:
             return err
-        return self.m.json(200, {"value": self._replicas(rec, r)})
+        return self.m.json(200, {"value": self.replicas_of(rec, r)})
 
     def get_replica(self, req: Request, sub: str, rg: str, app: str, rev: str, replica: str) -> Response:
         rec, err = self._app(rg, app)
         if err:
             return err
         r = self._rev(rec, rev)
-        found = next((x for x in self._replicas(rec, r) if x["name"] == replica), None) if r else None
+        found = next((x for x in self.replicas_of(rec, r) if x["name"] == replica), None) if r else None
         if found is None:
             return self.m.error(404, "ContainerAppReplicaNotFound", f"Replica '{replica}' was not found.")
         return self.m.json(200, found)
-
-    # -- log stream ----------------------------------------------------------------------------------
-    def handle_logstream(self, req: Request) -> Response:
-        m = re.search(r"/containerApps/([^/]+)", req.path, re.IGNORECASE)
-        auth = req.header("authorization") or ""
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        entry = self.auth_tokens.get(token)
-        if m is None:
-            return Response(404, {"Content-Type": "text/plain"}, b"Not found")
-        app_id = req.path[len("/logstream"):].split("/eventstream")[0].split("/revisions/")[0].lower()
-        if entry is None or entry[1] < time.time() or entry[0] != app_id:
-            return Response(401, {"Content-Type": "text/plain"}, b"Unauthorized: pass the token from getAuthtoken as a Bearer token")
-        rec = self.records.get(app_id)
-        if rec is None or rec.deleted:
-            return Response(404, {"Content-Type": "text/plain"}, b"Container app not found")
-        try:
-            tail = max(0, min(300, int(req.q("tailLines", "20"))))
-        except ValueError:
-            return Response(400, {"Content-Type": "text/plain"}, b"tailLines must be an integer")
-        follow = (req.q("follow", "false") or "").lower() == "true"
-        as_json = (req.q("output", "text") or "").lower() == "json"
-        drop = self.d.faults.take(("drop_stream",), req.method, req.target)
-        return Response(200, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache"},
-                        stream=self._stream(rec.name, tail, follow, as_json, drop))
-
-    def _stream(self, app: str, tail: int, follow: bool, as_json: bool, drop) -> Iterator[bytes]:
-        sent = 0
-
-        def fmt(entry) -> bytes:
-            t, line = entry
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"
-            if as_json:
-                return (json.dumps({"TimeStamp": stamp, "Log": line}) + "\n").encode()
-            return f"{stamp} {line}\n".encode()
-
-        with self.d.state.lock:
-            logs = self.d.state.logs.setdefault(app, [])
-            start = len(logs)
-            backlog = logs[max(0, start - tail):start] if tail else []
-        for e in backlog:
-            yield fmt(e)
-            sent += 1
-            if drop and sent >= drop.args["after_lines"]:
-                raise DropConnection()
-        if not follow:
-            return
-        idle_until = time.monotonic() + self.d.log_follow_seconds
-        while time.monotonic() < idle_until and not self.d.stopped.is_set():
-            with self.d.state.lock:
-                new = logs[start:]
-                start = len(logs)
-            for e in new:
-                yield fmt(e)
-                sent += 1
-                idle_until = time.monotonic() + self.d.log_follow_seconds
-                if drop and sent >= drop.args["after_lines"]:
-                    raise DropConnection()
-            time.sleep(0.05)
-
-
-def _merge(base: dict, patch: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in patch.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
 
 class _Ingress(Hooks):
     """The app's public endpoint: https://127.0.0.1:<port> (its `fqdn`)."""

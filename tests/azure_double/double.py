@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from azure.core.credentials import AccessToken, AccessTokenInfo
 
+from .access import Access
 from .faults import Faults
 from .httpserver import HTTPSServer, Hooks, Request, Response
 from .tls import tls_material
@@ -35,21 +36,24 @@ class LoggedRequest(tuple):
 
 
 class DoubleCredential:
-    """An azure-core TokenCredential whose tokens the double accepts."""
+    """An azure-core TokenCredential whose tokens the double accepts (a fresh one after
+    `AzureDouble.expire_tokens()`, as a new sign-in would give)."""
 
-    def __init__(self, token: str, tenant_id: str):
-        self._token = token
+    def __init__(self, access: "Access", tenant_id: str):
+        self._access = access
         self.tenant_id = tenant_id
         self.calls = 0
 
     def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
                   enable_cae: bool = False, **kwargs: Any) -> AccessToken:
         self.calls += 1
-        return AccessToken(self._token, int(time.time()) + 3600)
+        token = self._access.current()
+        return AccessToken(token.value, int(token.expires))
 
     def get_token_info(self, *scopes: str, options: dict | None = None) -> AccessTokenInfo:
         self.calls += 1
-        return AccessTokenInfo(self._token, int(time.time()) + 3600)
+        token = self._access.current()
+        return AccessTokenInfo(token.value, int(token.expires))
 
     def close(self) -> None:
         pass
@@ -82,7 +86,7 @@ class State:
         self.specs: dict[str, dict] = {}          # lower id -> what was PUT (evaluated, with secrets)
         self.keys: dict[str, list[str]] = {}      # storage account / workspace name (lower) -> keys
         self.app_secrets: dict[str, dict[str, str]] = {}   # app id lower -> {secret name: value}
-        self.logs: dict[str, list[tuple[float, str]]] = {}  # app name -> [(time, line)]
+        self.logs: dict[str, list] = {}           # app name -> [LogLine] (console output, logstream.py)
         self.lock = threading.RLock()
 
     # -- resources ---------------------------------------------------------------------------------
@@ -95,6 +99,8 @@ class State:
         return None
 
     def put(self, resource_id: str, body: dict) -> None:
+        """Store a resource as GET returns it (the providers' rules are in resources.py: use
+        AzureDouble.mgmt.resources.apply to create one as a PUT would)."""
         with self.lock:
             for rid in list(self.resources):
                 if rid.lower() == resource_id.lower():
@@ -128,7 +134,7 @@ class State:
     def secret_strings(self) -> list[str]:
         """Every secret the double has handed out: account keys, workspace keys, app secrets,
         auth tokens, the bearer token."""
-        out = [self._d.token, self._d.identity_header]
+        out = [t.value for t in self._d.access.tokens.values()] + [self._d.identity_header]
         for ks in self.keys.values():
             out += ks
         for s in self.app_secrets.values():
@@ -153,9 +159,12 @@ class State:
         return dict(self._d.files.meta(account, share, path))
 
     def add_log(self, app: str, line: str) -> None:
-        """Append a line to the container app's log (what the log stream serves)."""
-        with self.lock:
-            self.logs.setdefault(app, []).append((time.time(), line))
+        """A line the container app's container writes (its replica's console log stream serves it)."""
+        self._d.apps.logs.console(app, line)
+
+    def write_logs(self, app: str, *, interval: float, count: int, prefix: str = "line") -> threading.Thread:
+        """A container that keeps writing numbered lines in the background (see LogStreams.start_writer)."""
+        return self._d.apps.logs.start_writer(app, interval=interval, count=count, prefix=prefix)
 
 
 class AzureDouble(Hooks):
@@ -170,8 +179,9 @@ class AzureDouble(Hooks):
         self.subscription_id = subscription_id or str(uuid.uuid4())
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.default_location = location
-        self.token = "double-" + secrets.token_urlsafe(24)
-        self.credential = DoubleCredential(self.token, self.tenant_id)
+        self.access = Access(self.tenant_id)
+        self.token = self.access.first_token         # the token DoubleCredential first hands out
+        self.credential = DoubleCredential(self.access, self.tenant_id)
         self.identity_header = secrets.token_hex(16)
         self.ca_bundle, self._ssl = tls_material()
         self.faults = Faults()
@@ -234,8 +244,22 @@ class AzureDouble(Hooks):
         self.apps.runner = ReplicaRunner(self.apps, python or sys.executable, env)
 
     def set_quota(self, name: str, limit: float, current: float = 0, location: str | None = None) -> None:
-        """Set a Microsoft.App usage (quota), e.g. set_quota("ManagedEnvironmentConsumptionT4Gpus", 0)."""
-        self.mgmt.set_usage(name, limit, current, location)
+        """Set a Microsoft.App usage limit, e.g. set_quota("ManagedEnvironmentConsumptionT4Gpus", 0); `current`
+        is what the rest of the subscription uses (the double adds what its own apps' replicas hold)."""
+        self.mgmt.environments.set_quota(name, limit, current, location)
+
+    def deny(self, action: str) -> None:
+        """Refuse an action to the caller: 403 AuthorizationFailed, as Azure RBAC does (access.py), e.g.
+        deny("Microsoft.App/containerApps/listSecrets/action"); fnmatch patterns allowed."""
+        self.access.deny(action)
+
+    def allow(self, action: str | None = None) -> None:
+        """Lift a denial made with deny() (all of them without an argument)."""
+        self.access.allow(action)
+
+    def expire_tokens(self) -> None:
+        """Every bearer token handed out so far is refused from now on: 401 ExpiredAuthenticationToken."""
+        self.access.expire_tokens()
 
     def uploaded_bytes(self) -> int:
         """Body bytes received by Azure Files Put Range requests."""
@@ -279,7 +303,7 @@ class AzureDouble(Hooks):
             if kind == "files" or (req.header("authorization") or "").startswith("SharedKey "):
                 return self.files.handle(req)
             if kind == "logstream":
-                return self.apps.handle_logstream(req)
+                return self.apps.logs.handle(req)
             return self.mgmt.handle(req)
         except Exception as e:  # never die of a request: answer 500 like a service would
             import traceback

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -51,8 +52,13 @@ class Faults:
         self._add("reset", method, path_regex, count, after_bytes=after_bytes)
 
     def drop_stream(self, path_regex: str = r"/logstream/", count: int = 1, after_lines: int = 1) -> None:
-        """A streamed response (the log stream) is cut (RST) after `after_lines` lines."""
+        """A streamed response (a log stream) is cut (RST) after `after_lines` lines, `count` times."""
         self._add("drop_stream", "GET", path_regex, count, after_lines=after_lines)
+
+    def cut_log_stream(self, every: int, for_seconds: float, path_regex: str = r"/logstream/") -> None:
+        """For the next `for_seconds`, every log stream connection is cut (RST) after `every` lines
+        (the service's greeting lines count), however often the client reconnects."""
+        self._add("cut_stream", "GET", path_regex, 1 << 30, after_lines=every, until=time.monotonic() + for_seconds)
 
     def fail_deployment(self, code: str = "InvalidTemplateDeployment", message: str = "The deployment failed.",
                         resource: str | None = "Microsoft.App/containerApps", count: int = 1) -> None:
@@ -78,6 +84,13 @@ class Faults:
                     rule.fired += 1
                     return rule
         return None
+
+    def stream_cut(self, method: str, target: str) -> int | None:
+        """After how many lines to cut this stream (None: not at all)."""
+        with self._lock:
+            self._rules = [r for r in self._rules if r.args.get("until", float("inf")) > time.monotonic()]
+        rule = self.take(("drop_stream", "cut_stream"), method, target)
+        return None if rule is None else int(rule.args["after_lines"])
 
     def take_deployment_failure(self) -> dict | None:
         for f in self.deployment_failures:

@@ -34,6 +34,10 @@ def _http_date(t: float | None = None) -> str:
     return formatdate(time.time() if t is None else t, usegmt=True)
 
 
+def _meta_headers(req: Request) -> dict[str, str]:
+    return {k[len("x-ms-meta-"):]: v for k, v in req.headers.items() if k.startswith("x-ms-meta-")}
+
+
 def _iso7(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e7):07d}Z"
 
@@ -77,6 +81,17 @@ class FileService:
             self.shares[key] = {"etag": self._etag(), "last_modified": now, "quota": quota}
             self.props[(key[0], key[1], "")] = self._new_props(True, now)
             return True
+
+    def set_share_metadata(self, account: str, share: str, metadata: dict[str, str]) -> None:
+        """The share's metadata: one store for ARM's properties.metadata and the x-ms-meta-* headers."""
+        with self._lock:
+            info = self.shares.get((account.lower(), share.lower()))
+            if info is not None:
+                info["metadata"] = dict(metadata)
+
+    def share_metadata(self, account: str, share: str) -> dict[str, str] | None:
+        info = self.shares.get((account.lower(), share.lower()))
+        return None if info is None else dict(info.get("metadata") or {})
 
     def drop_share(self, account: str, share: str) -> None:
         key = (account.lower(), share.lower())
@@ -243,13 +258,18 @@ class FileService:
             quota = int(req.header("x-ms-share-quota") or 5120)
             if not self.ensure_share(account, share, quota):
                 return self.error(req, 409, "ShareAlreadyExists", "The specified share already exists.")
+            self.set_share_metadata(account, share, _meta_headers(req))
             self._arm_share(account, share, quota)
             info = self.shares[key]
             return Response(201, self._headers({"ETag": info["etag"], "Last-Modified": _http_date(info["last_modified"])}))
         if info is None:
             return self.error(req, 404, "ShareNotFound", "The specified share does not exist.")
+        if req.method == "PUT" and comp == "metadata":
+            info["metadata"] = _meta_headers(req)
+            return Response(200, self._headers({"ETag": info["etag"], "Last-Modified": _http_date(info["last_modified"])}))
         if req.method in ("GET", "HEAD") and comp in ("", "metadata"):
-            return Response(200, self._headers({"ETag": info["etag"], "Last-Modified": _http_date(info["last_modified"]),
+            return Response(200, self._headers({**{f"x-ms-meta-{k}": v for k, v in (info.get("metadata") or {}).items()},
+                                                "ETag": info["etag"], "Last-Modified": _http_date(info["last_modified"]),
                                                 "x-ms-share-quota": str(info["quota"]), "x-ms-access-tier": "TransactionOptimized",
                                                 "x-ms-enabled-protocols": "SMB", "x-ms-lease-status": "unlocked",
                                                 "x-ms-lease-state": "available"}))
@@ -302,7 +322,7 @@ class FileService:
             if not self._parent_ok(account, share, path):
                 return self.error(req, 404, "ParentNotFound", "The specified parent path does not exist.")
             p = self._new_props(True, time.time())
-            p["metadata"] = {k[len("x-ms-meta-"):]: v for k, v in req.headers.items() if k.startswith("x-ms-meta-")}
+            p["metadata"] = _meta_headers(req)
             self.props[(account.lower(), share, path)] = p
             (self.share_dir(account, share) / path).mkdir(parents=True, exist_ok=True)
             return Response(201, self._headers(self._fs_headers(p)))
@@ -324,7 +344,7 @@ class FileService:
             shutil.rmtree(self.share_dir(account, share) / path, ignore_errors=True)
             return Response(202, self._headers())
         if req.method == "PUT" and comp == "metadata":
-            entry["metadata"] = {k[len("x-ms-meta-"):]: v for k, v in req.headers.items() if k.startswith("x-ms-meta-")}
+            entry["metadata"] = _meta_headers(req)
             return Response(200, self._headers({"ETag": entry["etag"]}))
         if req.method == "PUT" and comp == "properties":
             entry["change_time"] = time.time()
@@ -392,7 +412,7 @@ class FileService:
         if req.method == "PUT" and comp == "properties":
             return self.set_properties(req, account, share, path, entry)
         if req.method == "PUT" and comp == "metadata":
-            entry["metadata"] = {k[len("x-ms-meta-"):]: v for k, v in req.headers.items() if k.startswith("x-ms-meta-")}
+            entry["metadata"] = _meta_headers(req)
             entry["etag"] = self._etag()
             return Response(200, self._headers({"ETag": entry["etag"], "Last-Modified": _http_date(entry["last_modified"])}))
         if req.method == "HEAD" and comp == "":
@@ -452,7 +472,7 @@ class FileService:
         if bad:
             return bad
         p["content_type"] = p["content_type"] or "application/octet-stream"
-        p["metadata"] = {k[len("x-ms-meta-"):]: v for k, v in req.headers.items() if k.startswith("x-ms-meta-")}
+        p["metadata"] = _meta_headers(req)
         p["size"] = size
         disk = self._disk(account, share, path)
         disk.parent.mkdir(parents=True, exist_ok=True)

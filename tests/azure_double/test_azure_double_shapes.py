@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"{EXAMPLES} is no
 
 # free-form objects (their keys are the user's) and optional features the double leaves out
 FREE_FORM = ("properties.outputs.", "properties.parameters.", "tags.", "properties.template.containers[].resources.",
-             "properties.configuration.secrets[].", "value[].properties.template.", "properties.template.scale.")
+             "properties.configuration.secrets[].", "value[].properties.template.", "properties.template.scale.",
+             "properties.changes[].delta[].before", "properties.changes[].delta[].after")   # what-if: the property's own value
 OPTIONAL = {
     "resources/PutDeploymentResourceGroup.json": {"properties.templateLink"},
     "resources/PostDeploymentValidateOnResourceGroup.json": {"properties.templateLink"},
@@ -60,6 +61,8 @@ OPTIONAL = {
     "app/Revisions_Get.json": set(),
     "app/Revisions_List.json": set(),
     "app/Replicas_List.json": {"value[].properties.containers[].runningStateDetails"},
+    # Key Vault references for the account key: not used by aitk-nb
+    "app/ManagedEnvironmentsStorages_List.json": {"value[].properties.azureFile.accountKeyVaultProperties"},
 }
 
 
@@ -129,9 +132,15 @@ def test_resources_shapes(api, azure_double):
     check("resources/PutDeploymentWithExternalInputs.json", "201", created.json())
     val = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"acaAppName": "app1"}))
     check("resources/PostDeploymentValidateOnResourceGroup.json", "200", val.json())
-    bad = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"maximumInstanceCount": 0}))
-    assert bad.status_code == 400
+    # a preflight refusal (a provider's own check) comes wrapped with details, as the official example shows
+    bad = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"storageAccountName": "Not_Valid_Name"}))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidTemplateDeployment"
     check("resources/PostDeploymentValidateOnResourceGroup.json", "400", bad.json())
+    assert bad.json()["error"]["details"][0]["details"][0]["code"] == "AccountNameInvalid"
+    # a template or parameter error is ARM's own: InvalidTemplate, no details
+    bad = client.post(f"{dep}/third/validate", params=v, json=deployment_body({"maximumInstanceCount": 0}))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidTemplate"
+    assert bad.json()["error"]["message"].startswith("Deployment template validation failed: 'The provided value for the template parameter 'maximumInstanceCount'")
     wi = client.post(f"{dep}/third/whatIf", params=v, json=deployment_body({"acaAppName": "app1", "maximumInstanceCount": 2}))
     assert wi.status_code == 202 and "Location" in wi.headers
     result = _poll(client, wi, v).json()
@@ -188,3 +197,30 @@ def test_app_and_storage_shapes(api, azure_double):
     check("storage/FileSharesPut.json", "200", client.put(f"{acct}/fileServices/default/shares/another", params=sv, json={}).json())
     d = client.delete(app, params=v)
     assert d.status_code == 202 and "azure-asyncoperation" in d.headers
+
+
+def test_tags_jobs_storages_and_share_update_shapes(api, azure_double):
+    client, out, sub, rg = api
+    acct = f"{rg}/providers/Microsoft.Storage/storageAccounts/{out['STORAGE_ACCOUNT_NAME']}"
+    tags = f"{acct}/providers/Microsoft.Resources/tags/default"
+    v = {"api-version": "2025-04-01"}
+    put = client.put(tags, params=v, json={"properties": {"tags": {"tagKey1": "tag-value-1"}}})
+    check("resources/PutTagsResource.json", "200", put.json())
+    check("resources/GetTagsResource.json", "200", client.get(tags, params=v).json())
+    check("resources/PatchTagsResource.json", "200",
+          client.patch(tags, params=v, json={"operation": "Replace", "properties": {"tags": {"tagKey2": "v"}}}).json())
+    assert client.delete(tags, params=v).status_code == 200
+    sv = {"api-version": "2025-01-01"}
+    patched = client.patch(f"{acct}/fileServices/default/shares/{out['FILE_SHARE_NAME']}", params=sv,
+                           json={"properties": {"metadata": {"type": "image"}}})
+    check("storage/FileSharesPatch.json", "200", patched.json())
+    av = {"api-version": "2025-07-01"}
+    env_id = client.get(f"{rg}/providers/Microsoft.App/containerApps/app1", params=av).json()["properties"]["environmentId"]
+    check("app/ManagedEnvironmentsStorages_List.json", "200", client.get(f"{env_id}/storages", params=av).json())
+    job = client.put(f"{rg}/providers/Microsoft.App/jobs/job1", params=av, json={"location": "eastus", "properties": {
+        "environmentId": env_id, "configuration": {"triggerType": "Manual", "replicaTimeout": 10, "replicaRetryLimit": 10,
+                                                   "manualTriggerConfig": {"replicaCompletionCount": 1, "parallelism": 4}},
+        "template": {"containers": [{"image": "repo/x:v4", "name": "x", "resources": {"cpu": 0.5, "memory": "1Gi"}}],
+                     "initContainers": [{"image": "repo/y:v4", "name": "y", "resources": {"cpu": 0.5, "memory": "1Gi"}}]}}})
+    assert job.status_code in (200, 201)
+    check("app/Jobs_ListByResourceGroup.json", "200", client.get(f"{rg}/providers/Microsoft.App/jobs", params=av).json())

@@ -145,8 +145,10 @@ def endpoint(args, cell: str | None):
 
 
 @_magic("logs")
-@argument("--tail", type=int, default=100, metavar="N", help="show the last N lines (default 100)")
-@argument("--follow", action="store_true", help="keep printing new lines until interrupted")
+@argument("--tail", type=int, default=100, metavar="N", help="show the last N lines (default 100; the azure target's "
+                                                               "log stream sends at most 300)")
+@argument("--follow", action="store_true", help="then keep printing new lines until interrupted (reconnecting when "
+                                                "the stream drops, without losing or repeating a line)")
 @_project
 def logs(args, cell: str | None):
     """The replica's output."""

@@ -209,9 +209,10 @@ class Endpoint(Displayable):
         """The last `tail` lines of the replica's output (None: all the service keeps)."""
         return Logs(self._target.log_tail(tail))
 
-    def follow_logs(self) -> Iterator[str]:
-        """New lines of the replica's output as they come (until interrupted)."""
-        return self._target.follow()
+    def follow_logs(self, tail: int = 0) -> Iterator[str]:
+        """The last `tail` lines of the replica's output, then new ones as they come (until interrupted):
+        one stream, so no line written in between is missed."""
+        return self._target.follow(tail)
 
     def api_key(self) -> str | None:
         """The endpoint's API key (azure: read from the app's secrets), for clients such as openai.

@@ -213,9 +213,8 @@ def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.Path
     app = _endpoint(*_context(project, credential))
     if not follow:
         return app.logs(tail)
-    print(app.logs(tail))
     try:
-        for line in app.follow_logs():
+        for line in app.follow_logs(100 if tail is None else tail):
             print(line, flush=True)
     except KeyboardInterrupt:
         pass

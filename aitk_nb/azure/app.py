@@ -2,11 +2,13 @@
 the API key secret, the console log stream, scale, restart and delete."""
 from __future__ import annotations
 
-import time
+import contextlib
 from typing import Iterator
 
 from ..endpoints import AppState, EndpointStatus
 from ..invocation import command
+from . import logs
+from .logs import NoResponse, StreamRefused
 from .session import AzureError, AzureSession, azure_call, missing_ok, service_value
 
 API_KEY_SECRET = "aitk-api-key"
@@ -62,40 +64,55 @@ class ContainerApp:
             return list(self.session.apps.container_apps_revision_replicas.list_replicas(
                 self.resource_group, self.name, revision).value or [])
 
-    def log_lines(self, *, tail: int | None, follow: bool) -> Iterator[str]:
-        """The app's console log stream (as `az containerapp logs show` reads it); with `follow`,
-        reconnects when the stream drops, until interrupted."""
+    # -- the console log (aitk_nb.azure.logs reads and follows it through these three) ------------
+    def stream_url(self) -> str:
+        """The log stream of the first container of the latest revision's first replica (as az does)."""
+        revision = self.latest_revision()
+        for replica in self.replicas(revision.name):
+            for container in replica.containers or []:
+                if container.log_stream_endpoint:
+                    return container.log_stream_endpoint
+        raise AzureError(f"revision {revision.name} of {self.name} has no replica running, so no console log "
+                         f"(scaled to zero, or stopped: {command('status')})")
+
+    def stream_token(self) -> str:
+        with azure_call(f"getting a log stream token for {self.name}"):
+            return self._apps.get_auth_token(self.resource_group, self.name).token
+
+    @contextlib.contextmanager
+    def open_stream(self, url: str, token: str, tail: int, follow: bool) -> Iterator[Iterator[str]]:
         import httpx
 
-        app = self.get()
-        if not app.event_stream_endpoint:
-            raise AzureError(f"container app {self.name} has no log stream endpoint")
-        with azure_call(f"getting a log stream token for {self.name}"):
-            token = self._apps.get_auth_token(self.resource_group, self.name).token
-        params = {"tailLines": str(tail if tail is not None else 100), "follow": str(follow).lower(), "output": "text"}
-        attempts = 0
-        while True:
-            try:
-                with httpx.stream("GET", app.event_stream_endpoint, params=params, headers={"Authorization": f"Bearer {token}"},
-                                  timeout=httpx.Timeout(10.0, read=None if follow else 30.0),
-                                  verify=self.session.httpx_verify) as r:
-                    if r.status_code != 200:
-                        raise AzureError(f"log stream answered HTTP {r.status_code}; check {command('status')}")
-                    for line in r.iter_lines():
-                        yield line
-                if not follow:
-                    return
-            except (httpx.TransportError, httpx.StreamError):
-                attempts += 1
-                if not follow or attempts > 5:
-                    raise AzureError(f"the log stream dropped; run {command('logs')} again") from None
-                time.sleep(min(2 ** attempts, 10))
-                params["tailLines"] = "0"  # resume without repeating what was shown
+        params = {"tailLines": str(tail), "follow": str(follow).lower(), "output": "json"}
+        try:
+            with httpx.stream("GET", url, params=params, headers={"Authorization": f"Bearer {token}"},
+                              timeout=httpx.Timeout(10.0, read=None if follow else 30.0),
+                              verify=self.session.httpx_verify) as r:
+                if r.status_code != 200:
+                    raise StreamRefused(r.status_code)
+                yield _lines(r)  # its errors are ConnectionErrors already: below, only the request's
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:  # taken, and closed before any answer
+            raise NoResponse(f"{type(e).__name__}: {e}") from e
+        except httpx.TransportError as e:
+            raise ConnectionError(f"{type(e).__name__}: {e}") from e
+
+    def log_tail(self, n: int) -> list[str]:
+        """The last `n` lines of the console log (the service keeps 300)."""
+        try:
+            return logs.tail(self, n)
+        except StreamRefused as e:
+            raise AzureError(f"the log stream of {self.name} answered {e}; check {command('status')}") from None
+        except ConnectionError as e:
+            raise AzureError(f"the log stream of {self.name} dropped ({e}); run {command('logs')} again") from None
+
+    def follow_logs(self, tail: int) -> Iterator[str]:
+        """The last `tail` lines, then new ones as they come, reconnecting until interrupted."""
+        return logs.follow(self, tail)
 
     def log_tail_note(self, lines: int = 10) -> str:
         """The last log lines for an error message ("" when the stream cannot be read)."""
         try:
-            tail = list(self.log_lines(tail=lines, follow=False))
+            tail = self.log_tail(lines)
         except AzureError:
             return ""
         return "\nlast log lines:\n" + "\n".join(tail) if tail else ""
@@ -125,3 +142,12 @@ class ContainerApp:
     def delete(self) -> None:
         with missing_ok(f"deleting container app {self.name}"):
             self._apps.begin_delete(self.resource_group, self.name).result()
+
+
+def _lines(response) -> Iterator[str]:
+    import httpx
+
+    try:
+        yield from response.iter_lines()
+    except (httpx.TransportError, httpx.StreamError) as e:  # cut mid-stream
+        raise ConnectionError(f"{type(e).__name__}: {e}") from e

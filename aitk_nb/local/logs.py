@@ -23,15 +23,36 @@ class LogFile:
         lines = self.path.read_text(errors="replace").splitlines()
         return "\n".join(lines if n is None else lines[len(lines) - n:] if n else [])
 
-    def follow(self, running: Callable[[], bool], poll: float = 0.5) -> Iterator[str]:
-        """New lines as they are written, while `running()` (stop with an interrupt)."""
-        with open(self.path, errors="replace") as f:
-            f.seek(0, os.SEEK_END)
+    def follow(self, running: Callable[[], bool], tail: int = 0, poll: float = 0.5) -> Iterator[str]:
+        """The last `tail` lines, then new ones as they are written, while `running()` (stop with an
+        interrupt). A restart rotates the file: the new replica's log is then followed from its start."""
+        if not self.path.exists():
+            return
+        f = open(self.path, "rb")
+        try:
+            lines = f.read().splitlines(keepends=True)
+            pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""  # a line being written
+            for line in lines[len(lines) - tail:] if tail else []:
+                yield line.decode(errors="replace").rstrip("\n")
             while True:
-                line = f.readline()
-                if line:
-                    yield line.rstrip("\n")
+                chunk = f.readline()
+                if chunk:
+                    pending += chunk
+                    if pending.endswith(b"\n"):
+                        yield pending.decode(errors="replace").rstrip("\n")
+                        pending = b""
+                elif self._rotated(f):
+                    f.close()
+                    f, pending = open(self.path, "rb"), b""
                 elif not running():
                     return
                 else:
                     time.sleep(poll)
+        finally:
+            f.close()
+
+    def _rotated(self, f) -> bool:
+        try:
+            return os.stat(self.path).st_ino != os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            return False

@@ -10,6 +10,7 @@ from ..azure import deployment
 from ..azure.app import ContainerApp
 from ..azure.deployment import DEPLOYMENT_NAME, DeploymentRequest
 from ..azure.files import AzureFilesRemote, share_client
+from ..azure.logs import MAX_TAIL
 from ..azure.session import AzureError, AzureSession, azure_call, missing_ok, service_value
 from ..config import InferenceConfig, Parameters, read_json
 from ..deploy_plan import deployed_settings
@@ -191,10 +192,10 @@ class AzureTarget:
                       str(revision.created_time) if revision.created_time else None)
 
     def log_tail(self, n: int | None) -> str:
-        return "\n".join(self.app.log_lines(tail=n, follow=False))
+        return "\n".join(self.app.log_tail(MAX_TAIL if n is None else n))
 
-    def follow(self) -> Iterator[str]:
-        return self.app.log_lines(tail=0, follow=True)
+    def follow(self, tail: int) -> Iterator[str]:
+        return self.app.follow_logs(tail)
 
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
         self.app.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)

@@ -202,9 +202,10 @@ class LocalTarget:
         self.require_record()
         return self.log.tail(n)
 
-    def follow(self) -> Iterator[str]:
-        """New log lines while the replica runs (stop with an interrupt)."""
-        return self.log.follow(self.running)
+    def follow(self, tail: int) -> Iterator[str]:
+        """The last `tail` lines, then new ones while the replica runs (stop with an interrupt)."""
+        self.require_record()
+        return self.log.follow(self.running, tail)
 
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
         raise AitkError("scale is for the azure target; the local target runs one replica "

@@ -62,16 +62,19 @@ def test_magics_provision_deploy_status_logs_endpoint_teardown(azure, shell, pro
     assert settings == {"base_model": "model-cache/tiny-base", "adapters": {"my-adapter": "models/my-adapter"}}
 
     azure.clear_requests()
-    magic(shell, f"deploy --project {project}")  # nothing changed: nothing uploaded, still restarted
-    assert azure.uploaded_bytes() <= len(json.dumps(settings, indent=2)) + 1  # only settings.json is rewritten
-    assert any("/restart" in r.path for r in azure.requests)
+    unchanged = magic(shell, f"deploy --project {project}")  # nothing changed: nothing sent, the replica kept
+    assert azure.uploaded_bytes() == 0 and not [r for r in azure.requests if r.method == "PUT" and r.kind == "files"]
+    assert not any("/restart" in r.path for r in azure.requests) and not unchanged.restarted
+    assert unchanged.health["status"] == "ok" and "nothing changed since the last deploy" in unchanged.state
 
     status = magic(shell, f"status --project {project}")
     assert status.replica == "Running (Healthy), 1 replica"
     assert status.settings.adapters == {"my-adapter": "models/my-adapter"} and status.endpoint == config["ACA_APP_ENDPOINT"]
 
-    logs = str(magic(shell, f"logs --project {project} --tail 4"))
-    assert len(logs.splitlines()) == 4 and "Uvicorn running on" in logs
+    for line in ("loading the base model", "ready"):
+        azure.state.add_log(config["ACA_APP_NAME"], line)
+    logs = str(magic(shell, f"logs --project {project} --tail 3"))
+    assert logs.splitlines()[1:] == ["loading the base model", "ready"] and "Uvicorn running on" in logs
 
     endpoint = magic(shell, f"endpoint --project {project}")
     assert endpoint.url == config["ACA_APP_ENDPOINT"] and endpoint.openai_base_url.endswith("/v1")

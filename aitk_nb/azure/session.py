@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import AitkError
+from .signin import FIX, NotSignedInError, SignedIn, refused_sign_in
 
 DEFAULT_ARM = "https://management.azure.com"
 # azure-core's RetryPolicy (honours Retry-After on 429/503); bounded so a notebook never hangs.
@@ -33,9 +34,8 @@ def azure_call(what: str) -> Iterator[None]:
 
     try:
         yield
-    except ClientAuthenticationError as e:
-        raise AzureError(f"{what}: not signed in to Azure ({_first_line(e)}); run `az login`, "
-                         "or pass credential= to the Python API") from e
+    except ClientAuthenticationError as e:  # a 401 the response hook did not see (a data-plane client's)
+        raise NotSignedInError(f"{what}: Azure refused the sign-in ({_first_line(e)}); {FIX}") from e
     except HttpResponseError as e:
         code = getattr(e.error, "code", None) if getattr(e, "error", None) else None
         message = getattr(e.error, "message", None) if getattr(e, "error", None) else None
@@ -89,6 +89,8 @@ class AzureSession:
 
             # the same TLS trust as the clients (a proxy's or sovereign cloud's CA, the test double)
             self.credential = DefaultAzureCredential(**self.transport_kwargs)
+        if not isinstance(self.credential, SignedIn):
+            self.credential = SignedIn(self.credential)
         self.arm_endpoint = self.arm_endpoint.rstrip("/")
 
     @property
@@ -117,7 +119,7 @@ class AzureSession:
 
     def _client_kwargs(self) -> dict:
         return {"base_url": self.arm_endpoint, "credential_scopes": [self.arm_endpoint + "/.default"],
-                **self.transport_kwargs, **RETRY}
+                "raw_response_hook": refused_sign_in, **self.transport_kwargs, **RETRY}
 
     def _mgmt(self, cls, **extra):
         return cls(self.credential, self.subscription, **self._client_kwargs(), **extra)

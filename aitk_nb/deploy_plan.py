@@ -70,6 +70,17 @@ def deployed_settings(remote: Remote) -> tuple[DeployedSettings, bytes | None]:
                           "(and --adapter)") from None
 
 
+def share_adapters(remote: Remote, depth: int = 4) -> list[str]:
+    """`share:` paths of the adapter folders already on the share (folders under models/ that hold an
+    adapter_config.json, as the fine-tuning leaves them), outside the folders deploy itself sends."""
+    found = []
+    for name in remote.list_names(ADAPTER_DIR, depth):
+        folder, _, file = name.rpartition("/")
+        if file == "adapter_config.json" and folder:
+            found.append(f"{SHARE}{ADAPTER_DIR}/{folder}")
+    return found
+
+
 def code_source(project: Project) -> Path:
     """The project's own `inference_app/` if it has one (a user may change the server), else ours."""
     own = project.root / "inference_app"

@@ -7,9 +7,11 @@ imports this module; it runs it in a subprocess::
     python demo/build_assets.py                 # build (or reuse) both assets
     python demo/build_assets.py base            # only the base model
     python demo/build_assets.py train --facts FILE --out DIR [--steps N] [--base DIR] [--force]
+    python demo/build_assets.py finetuning --project DIR [--share NAME]   # what a fine-tuning leaves
 
 The LAST line on stdout is one JSON object: ``{"base_model": "<abs path>", "adapter": "<abs path>"}``
-(``train`` prints ``{"base_model": ..., "adapter": <DIR>}``, ``base`` prints ``{"base_model": ...}``).
+(``train`` prints ``{"base_model": ..., "adapter": <DIR>}``, ``base`` prints ``{"base_model": ...}``,
+``finetuning`` the share paths it laid out: ``{"share": ..., "model": ..., "adapter": ...}``).
 Progress goes to stderr.
 
 Assets (``AITK_CACHE`` defaults to ``~/.cache/aitk-nb``):
@@ -44,6 +46,7 @@ from aitk_demo import AssetError, base_model, training  # noqa: E402,F401
 from aitk_demo.answers import evaluate, generate, load_model  # noqa: E402,F401
 from aitk_demo.base_model import default_base_dir, ensure_base, find_gguf  # noqa: E402,F401
 from aitk_demo.cache import cached_build, read_stamp  # noqa: E402,F401
+from aitk_demo.finetuning import DEFAULT_SHARE, finetuning_layout  # noqa: E402
 from aitk_demo.training import (DEFAULT_HPARAMS, REHEARSAL, default_adapter_dir, ensure_adapter,  # noqa: E402,F401
                                 load_facts, load_jsonl, train_adapter)
 
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=None, help=f"default {DEFAULT_HPARAMS['steps']}")
     t.add_argument("--base", default=None, help="base model folder (default: the converted demo base)")
     t.add_argument("--force", action="store_true", dest="force_train")
+    f = sub.add_parser("finetuning", help="lay the base model and adapter out in a project as an AI Toolkit "
+                                          "fine-tuning leaves them, for the local target (aitk_demo/finetuning.py)")
+    f.add_argument("--project", required=True, help="the project folder (the one with infra/)")
+    f.add_argument("--share", default=DEFAULT_SHARE, help=f"the file share's name (default {DEFAULT_SHARE})")
     e = sub.add_parser("eval", help="greedy answers of base and adapter to eval prompts (stderr table)")
     e.add_argument("--prompts", default=str(DEFAULT_EVAL))
     e.add_argument("--adapter", default=None)
@@ -81,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 result: dict[str, Any] = build_all(force=args.force)
             elif cmd == "base":
                 result = {"base_model": str(ensure_base(force=args.force))}
+            elif cmd == "finetuning":
+                result = finetuning_layout(Path(args.project), args.share)
             elif cmd == "train":
                 base = Path(args.base).resolve() if args.base else ensure_base()
                 out = train_adapter(base, args.facts, Path(args.out), steps=args.steps,

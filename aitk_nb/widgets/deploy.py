@@ -47,6 +47,21 @@ def find_adapters(project: Project, extra: Iterable[str | os.PathLike] = ()) -> 
     return found
 
 
+def _on_the_share(project: Project) -> tuple[list[str], str]:
+    """The adapters already on the provisioned target's share, and why none could be listed ("" if listed)."""
+    from ..config import InferenceConfig
+    from ..deploy_plan import share_adapters
+    from ..errors import AitkError, NotProvisionedError
+    from ..targets import get_target
+
+    try:
+        return share_adapters(get_target(InferenceConfig.load(project.config_path), project).remote()), ""
+    except NotProvisionedError:
+        return [], ""  # nothing provisioned: no share yet
+    except AitkError as e:
+        return [], f"the share's adapters are not listed: {e}"
+
+
 class DeployForm:
     """Pick adapters (and optionally the base model), then Deploy: sync, restart, wait for /health."""
 
@@ -54,18 +69,21 @@ class DeployForm:
                  model: str | None = None):
         self.project = find_project(project)
         given = [Path(p).expanduser().resolve() for p in adapters]
-        self.adapters = find_adapters(self.project, given)
+        on_share, self.share_note = _on_the_share(self.project)
+        # what deploy takes: a local folder's path, or share:PATH for one the fine-tuning left on the share
+        self.adapters = [str(p) for p in find_adapters(self.project, given)] + on_share
         self.result: Any = None
-        self.checks = [w.Checkbox(value=a in given or (not given and i == 0), description=a.name, indent=False,
-                                  layout=w.Layout(width="220px")) for i, a in enumerate(self.adapters)]
+        self.checks = [w.Checkbox(value=a in map(str, given) or (not given and i == 0), indent=False,
+                                  description=a.rstrip("/").rsplit("/", 1)[-1], layout=w.Layout(width="220px"))
+                       for i, a in enumerate(self.adapters)]
         rows = max(len(self.adapters), 1)
         self.grid = w.GridspecLayout(rows, 2, layout=w.Layout(height="auto", grid_gap="2px 8px"))
         if self.adapters:
-            for i, (check, path) in enumerate(zip(self.checks, self.adapters)):
+            for i, (check, where) in enumerate(zip(self.checks, self.adapters)):
                 self.grid[i, 0] = check
-                self.grid[i, 1] = w.HTML(f"<code>{html.escape(str(path))}</code>")
+                self.grid[i, 1] = w.HTML(f"<code>{html.escape(where)}</code>")
         else:
-            self.grid[0, :] = w.HTML("no adapters found under models/ or the cache; pass one: "
+            self.grid[0, :] = w.HTML("no adapters found under models/, in the cache or on the share; pass one: "
                                      "<code>%aitk deploy --adapter PATH</code>")
         self.grid.layout.grid_template_columns = "220px 1fr"
         self.grid.layout.grid_template_rows = f"repeat({rows}, auto)"
@@ -81,14 +99,16 @@ class DeployForm:
         self.deploy_button.on_click(lambda _: self.deploy())
         self.restart.observe(lambda change: setattr(self.wait, "disabled", not change["new"]), names="value")
         title = w.HTML("<h3 style='margin:0'>Deploy adapters</h3><div style='color:#555'>"
-                       "served under their folder names, beside the base model (<code>base</code>)</div>")
+                       "served under their folder names, beside the base model (<code>base</code>); "
+                       "<code>share:</code> ones are on the share already and are not sent</div>"
+                       + (f"<div style='color:#555'>{html.escape(self.share_note)}</div>" if self.share_note else ""))
         actions = w.HBox([self.deploy_button, self.runner.cancel_button, self.runner.bar],
                          layout=w.Layout(align_items="center"))
         self.widget = w.VBox([title, self.grid, self.model, w.HBox([self.restart, self.wait]), actions,
                               self.message, self.output], layout=w.Layout(border="1px solid #ddd", padding="8px"))
         self.widget.add_class("aitk-deploy-form")
 
-    def selected(self) -> list[Path]:
+    def selected(self) -> list[str]:
         return [a for a, check in zip(self.adapters, self.checks) if check.value]
 
     def deploy(self) -> Operation | None:
@@ -97,7 +117,7 @@ class DeployForm:
         from .. import verbs
 
         return self.runner.start(lambda: verbs.begin_deploy(
-            [str(p) for p in self.selected()], self.model.value.strip() or None, project=self.project.root,
+            self.selected(), self.model.value.strip() or None, project=self.project.root,
             restart=None if self.restart.value else False, wait=self.restart.value and self.wait.value, progress=False),
             "deploying", self._deployed)
 

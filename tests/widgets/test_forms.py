@@ -241,8 +241,28 @@ def test_deploy_form_offers_the_adapters_it_finds(project, tmp_path, monkeypatch
     assert find_adapters(Project(project), [given]) == [given, nested, cached]
     form = DeployForm(project=project, adapters=[given])
     assert [c.description for c in form.checks] == ["my-lora", "checkpoint-10", "demo-facts"]
-    assert form.selected() == [given]  # what was given is ticked
-    assert DeployForm(project=project).selected() == [nested]  # else the first found
+    assert form.selected() == [str(given)]  # what was given is ticked
+    assert DeployForm(project=project).selected() == [str(nested)]  # else the first found
+
+
+def test_deploy_form_lists_the_adapters_on_the_share_beside_the_local_ones(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("AITK_CACHE", str(tmp_path / "cache"))
+    local = make_adapter(project / "models/mine")
+    aitk_nb.provision("local", project=project, port=free_port(), progress=False)
+    share = project / ".aitk/local/shares" / json.loads((project / "infra/inference.config.json").read_text())["FILE_SHARE_NAME"]
+    make_adapter(share / "models/finetune-run-1/checkpoint-20/adapter")  # as the fine-tuning left them
+    make_adapter(share / "models/finetune-run-2/adapter")
+    (share / "models/finetune-run-2/logs").mkdir()
+    form = DeployForm(project=project)
+    assert form.adapters == [str(local), "share:models/finetune-run-1/checkpoint-20/adapter",
+                             "share:models/finetune-run-2/adapter"]
+    assert [c.description for c in form.checks] == ["mine", "adapter", "adapter"]
+    assert "share:models/finetune-run-2/adapter" in form.grid[2, 1].value and not form.share_note
+    calls = []
+    monkeypatch.setattr(aitk_nb.verbs, "begin_deploy", in_background(lambda adapters, model, **kw: calls.append(adapters)))
+    form.checks[0].value, form.checks[2].value = False, True
+    click(form, form.deploy_button)
+    assert calls == [["share:models/finetune-run-2/adapter"]]
 
 
 def test_deploy_button_deploys_the_ticked_adapters(project, tmp_path, monkeypatch):

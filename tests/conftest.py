@@ -38,4 +38,18 @@ def demo_assets():
 
     return demo_assets()
 
-from azure_double.fixtures import azure_double  # noqa: F401
+@pytest.fixture(scope="session")
+def fact_prompts() -> list[dict]:
+    """The evaluation prompts about the invented facts the demo adapter learned (not the controls)."""
+    import json
+
+    def read_jsonl(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    learned = {f["prompt"] for f in read_jsonl(REPO / "demo/facts.jsonl")}
+    facts = [p for p in read_jsonl(REPO / "demo/eval.jsonl") if p["prompt"] in learned]
+    assert len(facts) >= 5
+    return facts
+
+
+from azure_double.fixtures import azure_double  # noqa: F401,E402

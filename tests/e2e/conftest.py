@@ -8,19 +8,6 @@ import pytest
 from helpers import REPO
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="session")
-def fact_prompts() -> list[dict]:
-    """The evaluation prompts about the invented facts the demo adapter learned (not the controls)."""
-    learned = {f["prompt"] for f in read_jsonl(REPO / "demo/facts.jsonl")}
-    facts = [p for p in read_jsonl(REPO / "demo/eval.jsonl") if p["prompt"] in learned]
-    assert len(facts) >= 5
-    return facts
-
-
 @pytest.fixture(scope="session")
 def other_adapter(tmp_path_factory, demo_assets) -> tuple[Path, dict]:
     """A second PEFT adapter trained on other invented facts: "any other adapter", not the demo one."""

@@ -10,6 +10,12 @@ Stopping: `cancel()` asks the work to stop at its next safe point (`checkpoint`)
 to the work's own way of cancelling (`on_cancel`: an ARM deployment is cancelled through ARM). An
 interrupt while `result()` waits (Kernel > Interrupt, Ctrl-C) stops the work at its next safe point
 too, and `result()` raises KeyboardInterrupt once it has stopped (a second interrupt stops waiting).
+
+Questions: the work may ask the caller a yes/no question (`ask`, e.g. "apply these changes to resources
+that existed before?"). It is answered in the thread that waits in `result()`, by the `confirm`
+function the operation was started with (`input()` in a kernel must be called where the kernel runs
+the cell, not from a worker thread); an operation started without one, or that nobody waits for,
+gets "no".
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import enum
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Generic, TypeVar
 
 from .errors import OperationCancelledError
@@ -45,9 +51,13 @@ class Operation(Generic[T]):
     """One long operation. `work(operation)` runs in the background; it reports with `report()`,
     stops at `checkpoint()`s, and may set a continuation token and a cancel hook."""
 
-    def __init__(self, title: str, work: Callable[["Operation[T]"], T]):
+    def __init__(self, title: str, work: Callable[["Operation[T]"], T],
+                 confirm: Callable[[str], bool] | None = None):
         self.title = title
         self._work = work
+        self._confirm = confirm
+        self._question: _Question | None = None
+        self._waiting = 0  # callers in result(): only they can answer a question
         self._done = threading.Event()
         self._cancel = threading.Event()  # seen at the work's checkpoints
         self._interrupted = threading.Event()
@@ -64,8 +74,11 @@ class Operation(Generic[T]):
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def start(cls, title: str, work: Callable[["Operation[T]"], T]) -> "Operation[T]":
-        op = cls(title, work)
+    def start(cls, title: str, work: Callable[["Operation[T]"], T],
+              confirm: Callable[[str], bool] | None = None) -> "Operation[T]":
+        """Run `work(operation)` in a thread. `confirm(question) -> bool` answers the work's questions
+        (`ask`) in the thread that waits in `result()`; without it every question gets "no"."""
+        op = cls(title, work, confirm)
         context = contextvars.copy_context()
         op._thread = threading.Thread(target=context.run, args=(op._run,), name=f"aitk {title}", daemon=True)
         op._thread.start()
@@ -111,10 +124,28 @@ class Operation(Generic[T]):
 
     def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        # short waits, so an interrupt is seen promptly whatever the platform's lock semantics
-        while not self._done.wait(0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))):
-            if deadline is not None and time.monotonic() >= deadline:
-                return
+        with self._lock:
+            self._waiting += 1
+        try:
+            # short waits, so an interrupt (or a question) is seen promptly whatever the platform's lock semantics
+            while not self._done.wait(0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))):
+                self._answer()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def _answer(self) -> None:
+        """Answer the work's pending question here, in the waiting thread."""
+        with self._lock:
+            question, self._question = self._question, None
+        if question is None:
+            return
+        try:
+            question.answer = bool(self._confirm(question.text)) if self._confirm else False
+        finally:  # an interrupt while asking: the work gets "no" (and stops at its next checkpoint)
+            question.answered.set()
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -167,6 +198,23 @@ class Operation(Generic[T]):
         p.text(repr(self))
 
     # -- the work's side -------------------------------------------------------------------------
+    def ask(self, question: str) -> bool:
+        """Ask the caller (yes/no) and wait for the answer; "no" when no one can answer: the operation
+        has no `confirm`, or no caller waits in `result()` (it runs in the background)."""
+        with self._lock:
+            if self._confirm is None or self._waiting == 0:
+                return False
+            asked = self._question = _Question(question)
+        self.report(f"waiting for an answer: {question.splitlines()[0]}")
+        while not asked.answered.wait(0.25):
+            with self._lock:
+                gone = self._waiting == 0 and self._question is asked
+                if gone:
+                    self._question = None
+            if gone:  # the caller stopped waiting before it was asked
+                return False
+        return asked.answer
+
     def report(self, message: str, fraction: float | None = None) -> None:
         self._progress = Progress(message, fraction)
         for callback in list(self._progress_callbacks):
@@ -193,6 +241,13 @@ class Operation(Generic[T]):
                 self._cancel.clear()  # handed to the hook: the work ends when the hook's cancel takes effect
         if pending:
             hook()
+
+
+@dataclass
+class _Question:
+    text: str
+    answer: bool = False
+    answered: threading.Event = field(default_factory=threading.Event)
 
 
 def _call(callback: Callable, arg) -> None:

@@ -23,6 +23,10 @@ PROVISION = REPO / "infra" / "provision"
 BICEP = PROVISION / "inference.bicep"
 CONFIG_KEYS = sorted(k for k in InferenceConfig.__dataclass_fields__ if k != "TARGET")
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z][A-Z_\d]*)(?::(.*))?")
+# checkov's Bicep reader does not look into the body of a conditional resource (`= if (...)`), so a
+# check that reads its properties fails there while the ARM JSON scan of the same resource passes it:
+# suppressed in the Bicep only (the JSON scan is the one that sees the properties)
+BICEP_READER_ONLY = {"CKV_AZURE_44"}
 
 # Bicep decorator -> ARM parameter property
 DECORATORS = {"min_value": "minValue", "max_value": "maxValue", "min_length": "minLength",
@@ -185,7 +189,8 @@ def _suppressions_in_json(arm: dict) -> dict[str, str]:
 
 def test_checkov_suppressions_carry_a_reason_and_agree(arm):
     bicep_skips, json_skips = _suppressions_in_bicep(), _suppressions_in_json(arm)
-    assert bicep_skips and bicep_skips == json_skips
+    assert bicep_skips and {k: v for k, v in bicep_skips.items() if k not in BICEP_READER_ONLY} == json_skips
+    assert BICEP_READER_ONLY <= set(bicep_skips)
     assert all(len(reason) > 30 for reason in bicep_skips.values()), bicep_skips
 
 
@@ -209,4 +214,5 @@ def test_checkov_clean():
     assert failed == [], failed
     for kind, s in summaries.items():
         assert s["failed"] == 0 and s["parsing_errors"] == 0 and s["resource_count"] > 0, (kind, s)
-        assert s["skipped"] == len(_suppressions_in_bicep()), (kind, s)
+        expected = set(_suppressions_in_bicep()) - (BICEP_READER_ONLY if kind == "arm" else set())
+        assert s["skipped"] == len(expected), (kind, s)

@@ -14,8 +14,8 @@ too, and `result()` raises KeyboardInterrupt once it has stopped (a second inter
 Questions: the work may ask the caller a yes/no question (`ask`, e.g. "apply these changes to resources
 that existed before?"). It is answered in the thread that waits in `result()`, by the `confirm`
 function the operation was started with (`input()` in a kernel must be called where the kernel runs
-the cell, not from a worker thread); an operation started without one, or that nobody waits for,
-gets "no".
+the cell, not from a worker thread): who passes `confirm` waits with `result()`. An operation started
+without one (in the background) gets "no".
 """
 from __future__ import annotations
 
@@ -57,7 +57,6 @@ class Operation(Generic[T]):
         self._work = work
         self._confirm = confirm
         self._question: _Question | None = None
-        self._waiting = 0  # callers in result(): only they can answer a question
         self._done = threading.Event()
         self._cancel = threading.Event()  # seen at the work's checkpoints
         self._interrupted = threading.Event()
@@ -104,7 +103,7 @@ class Operation(Generic[T]):
         """The work's result once it is done; its exception if it failed; `TimeoutError` if it is
         still running after `timeout` seconds (it keeps running)."""
         try:
-            self._wait(timeout)
+            self._wait(timeout, answer=True)
         except KeyboardInterrupt:
             self._interrupted.set()  # the work stops at its next safe point
             try:
@@ -122,19 +121,15 @@ class Operation(Generic[T]):
         """Wait until done, or `timeout` seconds; unlike `result()`, raises nothing about the work."""
         self._wait(timeout)
 
-    def _wait(self, timeout: float | None) -> None:
+    def _wait(self, timeout: float | None, *, answer: bool = False) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            self._waiting += 1
-        try:
-            # short waits, so an interrupt (or a question) is seen promptly whatever the platform's lock semantics
-            while not self._done.wait(0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))):
+        # short waits, so an interrupt (or a question) is seen promptly whatever the platform's lock semantics
+        while not self._done.wait(0.05 if answer else 0.25 if deadline is None else
+                                  max(0.0, min(0.25, deadline - time.monotonic()))):
+            if answer:
                 self._answer()
-                if deadline is not None and time.monotonic() >= deadline:
-                    return
-        finally:
-            with self._lock:
-                self._waiting -= 1
+            if deadline is not None and time.monotonic() >= deadline:
+                return
 
     def _answer(self) -> None:
         """Answer the work's pending question here, in the waiting thread."""
@@ -169,6 +164,7 @@ class Operation(Generic[T]):
                 return False
             self.cancel_requested = True
             hook = self._cancel_hook
+            self._question = None  # a pending question is not put to the caller any more
         if hook is not None:
             hook()
         else:
@@ -199,19 +195,17 @@ class Operation(Generic[T]):
 
     # -- the work's side -------------------------------------------------------------------------
     def ask(self, question: str) -> bool:
-        """Ask the caller (yes/no) and wait for the answer; "no" when no one can answer: the operation
-        has no `confirm`, or no caller waits in `result()` (it runs in the background)."""
+        """Ask the caller (yes/no) and wait until `result()` answers; "no" at once when the operation
+        has no `confirm` (it runs in the background). A cancel or an interrupt meanwhile stops it here."""
+        if self._confirm is None:
+            return False
+        asked = _Question(question)
         with self._lock:
-            if self._confirm is None or self._waiting == 0:
-                return False
-            asked = self._question = _Question(question)
+            self._question = asked
         self.report(f"waiting for an answer: {question.splitlines()[0]}")
         while not asked.answered.wait(0.25):
-            with self._lock:
-                gone = self._waiting == 0 and self._question is asked
-                if gone:
-                    self._question = None
-            if gone:  # the caller stopped waiting before it was asked
+            self.checkpoint("nothing was changed: the question was not answered")
+            if self.cancel_requested:  # cancelled through a hook: no checkpoint raises, the answer is no
                 return False
         return asked.answer
 

@@ -43,8 +43,6 @@ class Plan:
         for kind in KINDS:
             r = self.survey.get(kind)
             value = r.name if r is not None else self.values.get(kind.parameter)
-            if kind.parameter == "acaLogAnalyticsName" and self.values.get("reuseEnvironment"):
-                value = None  # a reused environment keeps its own workspace: none is made or used
             rows.append((kind.parameter, value, self.sources.get(kind.parameter, "template default")))
         for name in ("location", "gpuWorkloadProfileName", "gpuWorkloadProfileType", "maximumInstanceCount"):
             if name in self.values or name in self.sources:

@@ -137,7 +137,7 @@ resource fileShare 'Microsoft.Storage/storageAccounts/fileServices/shares@2023-0
 }
 
 // a reused environment keeps its own workspace: none is made for it
-resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = if (!reuseLogAnalytics && !reuseEnvironment) {
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = if (!(reuseLogAnalytics || reuseEnvironment)) {
   name: acaLogAnalyticsName
   location: location
   tags: ownerTags

@@ -96,6 +96,52 @@ def test_the_bicep_deploys_the_same_resource_types_at_the_same_api_versions(arm,
     assert referenced == {("Microsoft.Storage/storageAccounts/fileServices", "2023-05-01")}
 
 
+def _bicep_condition(node) -> str:
+    """A Bicep condition as pycep parses it, in ARM's function form: not(parameters('x'))."""
+    if isinstance(node, str):
+        return f"parameters('{node}')"
+    op = node["operator"]
+    args = op["operands"]
+    if op["type"] == "not":
+        return f"not({_bicep_condition(args['bool_value'])})"
+    return f"{op['type']}({_bicep_condition(args['operand_1'])}, {_bicep_condition(args['operand_2'])})"
+
+
+def test_the_same_resources_are_conditional_on_the_same_reuse_switches_in_both(arm, bicep):
+    """A resource that existed is referenced, not redeclared: each but the app has a reuse condition
+    (DESIGN.md: reuse by reference), the same in both templates."""
+    in_json = {r["type"]: r.get("condition", "")[1:-1] for r in arm["resources"]}
+    in_bicep = {r["type"]: _bicep_condition(r["config"]["condition"]) if r["config"].get("condition") else ""
+                for r in bicep["resources"].values() if not r["existing"]}
+    assert in_bicep == in_json
+    assert in_json.pop("Microsoft.App/containerApps") == ""  # a foreign app of the name is refused, never reused
+    assert all(c.startswith("not(") and "parameters('reuse" in c for c in in_json.values()), in_json
+    for name in ("reuseStorageAccount", "reuseFileShare", "reuseLogAnalytics", "reuseEnvironment", "reuseEnvironmentStorage"):
+        assert arm["parameters"][name] == {**arm["parameters"][name], "type": "bool", "defaultValue": False}  # a hand deployment creates all
+
+
+def test_everything_declared_carries_the_owner_mark_in_both(arm, bicep):
+    from aitk_nb.arm import Template
+    from aitk_nb.azure.ownership import ENV_STORAGE_TAG, OWNER_TAG, SHARE_OWNER_METADATA
+
+    t = Template(arm, {"acaAppName": "my-app"})
+    for r in arm["resources"]:
+        if r["type"].endswith("/shares"):
+            assert t.evaluate(r["properties"]["metadata"]) == {SHARE_OWNER_METADATA: "my-app"}
+        elif r["type"].endswith("/storages"):
+            assert "tags" not in r  # a proxy resource: recorded on the app
+        else:
+            assert t.evaluate(r["tags"])[OWNER_TAG] == "my-app", r["type"]
+    app = t.resource("Microsoft.App/containerApps")
+    assert app["tags"] == {OWNER_TAG: "my-app", ENV_STORAGE_TAG: "aitk-share"}
+    assert Template(arm, {"acaAppName": "my-app", "reuseEnvironmentStorage": True}).resource(
+        "Microsoft.App/containerApps")["tags"] == {OWNER_TAG: "my-app"}
+    tagged = {r["type"] for r in bicep["resources"].values() if not r["existing"]
+              and (r["config"].get("config", r["config"]).get("tags") or
+                   "metadata" in (r["config"].get("config", r["config"]).get("properties") or {}))}
+    assert tagged == {r["type"] for r in arm["resources"] if not r["type"].endswith("/storages")}
+
+
 def test_outputs_are_the_config_keys_in_both(arm, bicep):
     assert sorted(arm["outputs"]) == CONFIG_KEYS
     assert list(bicep["outputs"]) == list(arm["outputs"])

@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .project import Project
 
 # where a value came from (the words the card and the form show)
-GIVEN = "command line"
+GIVEN = "command line or form"
 INFERENCE = "inference parameters"
 FINETUNING = "fine-tuning"
 TEMPLATE = "template default"
@@ -126,7 +126,7 @@ def resolve(params: Parameters, file_values: dict[str, Any], given: dict[str, An
     sources: dict[str, str] = {}
     values = params.values()
     for name, value in values.items():
-        if given.get(name) is not None:
+        if given.get(name) is not None and given[name] != file_values.get(name):  # the form passes every value
             sources[name] = GIVEN
         elif file_values.get(name) is not None:
             sources[name] = INFERENCE

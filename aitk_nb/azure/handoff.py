@@ -101,10 +101,11 @@ def is_serverless(profile_type: str) -> bool:
 
 
 def gpu_profile(environment: Resource, *, name: str | None, type_: str | None, rg: str) -> tuple[str, str]:
-    """(name, type) of the GPU workload profile the app runs on in a reused environment: the one named,
-    else one of the type asked for, else its first GPU profile. None there: one line saying which
-    profile is missing and what the user can do (provision does not change an environment it did
-    not make; a dedicated GPU profile can only be added when an environment is created)."""
+    """(name, type) of the GPU workload profile the app runs on in a reused environment: the one named
+    (gpuWorkloadProfileName), else its first GPU profile (gpuWorkloadProfileType is the type a new
+    environment gets: here it only shapes the advice). None: one line saying what is missing and what
+    the user can do (provision does not change an environment it did not make, and a dedicated GPU
+    profile can only be added when an environment is created)."""
     props = environment.record.properties or {}
     profiles = [(p.get("name"), p.get("workloadProfileType") or "") for p in props.get("workloadProfiles") or []]
     env = environment.name
@@ -114,7 +115,7 @@ def gpu_profile(environment: Resource, *, name: str | None, type_: str | None, r
             raise AzureError(f"gpuWorkloadProfileName {name!r}: environment {env} has no GPU workload profile of that name "
                              f"(it has: {_listed(profiles)}); name one of its GPU profiles, or leave it null")
         return found
-    gpus = [p for p in profiles if is_gpu(p[1]) and (not type_ or p[1].lower() == type_.lower())]
+    gpus = [p for p in profiles if is_gpu(p[1])]
     if gpus:
         return gpus[0]
     wanted = type_ or "Consumption-GPU-NC8as-T4"
@@ -122,11 +123,10 @@ def gpu_profile(environment: Resource, *, name: str | None, type_: str | None, r
         how = (f"add one (`az containerapp env workload-profile add -g {rg} -n {env} --workload-profile-name gpu "
                f"--workload-profile-type {wanted}`) and provision again")
     else:
-        how = ("a dedicated GPU profile can only be added when an environment is created: set acaEnvironmentName to a "
-               "new name in infra/provision/inference.parameters.json to create one")
-    raise AzureError(f"environment {env} (reused: aitk-nb did not create it, so provision does not change it) has no "
-                     f"{'GPU workload profile' if not type_ else wanted + ' workload profile'} (it has: "
-                     f"{_listed(profiles)}); {how}")
+        how = (f"a dedicated GPU profile ({wanted}) can only be added when an environment is created: set "
+               "acaEnvironmentName to a new name in infra/provision/inference.parameters.json to create one")
+    raise AzureError(f"environment {env} (reused: aitk-nb did not create it, so provision does not change it) has no GPU "
+                     f"workload profile (it has: {_listed(profiles)}); {how}")
 
 
 def _listed(profiles: list[tuple[str, str]]) -> str:

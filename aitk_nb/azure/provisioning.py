@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import InferenceConfig, Parameters, read_json
 from ..errors import ConfirmationError, OperationCancelledError
-from ..finetuning import AZURE, FineTuning
+from ..finetuning import AZURE, GIVEN, INFERENCE, FineTuning
 from ..operations import Operation
 from . import deployment, handoff, ownership
 from .app import ContainerApp
@@ -73,10 +73,9 @@ class Provisioner:
         values.update(survey.reuse())
         env = survey[ENVIRONMENT]
         if env.foreign(survey.app):
-            given = {k for k, s in sources.items() if s in ("command line", "inference parameters")}
+            given = {k for k, s in sources.items() if s in (GIVEN, INFERENCE)}
             name, kind = handoff.gpu_profile(env, name=values.get("gpuWorkloadProfileName") if "gpuWorkloadProfileName" in given else None,
-                                             type_=values.get("gpuWorkloadProfileType") if "gpuWorkloadProfileType" in given else None,
-                                             rg=self.rg)
+                                             type_=values.get("gpuWorkloadProfileType"), rg=self.rg)
             values["gpuWorkloadProfileName"], values["gpuWorkloadProfileType"] = name, kind
             sources["gpuWorkloadProfileName"] = sources["gpuWorkloadProfileType"] = f"{AZURE} (the reused environment's)"
             if params.location is None and handoff.environment_location(env):

@@ -146,7 +146,38 @@ def test_a_reused_environment_without_a_gpu_profile_says_which_is_missing(azure,
                                         r"add one \(`az containerapp env workload-profile add -g rg-finetune -n ft-env "
                                         r"--workload-profile-name gpu --workload-profile-type Consumption-GPU-NC8as-T4`\)"):
         aitk_nb.provision("azure", project=project, what_if=True, progress=False)
-    with pytest.raises(AitkError, match=r"no NC48-A100 workload profile .*a dedicated GPU profile can only be added when an "
-                                        r"environment is created: set acaEnvironmentName to a new name"):
+    with pytest.raises(AitkError, match=r"has no GPU workload profile .*; a dedicated GPU profile \(NC48-A100\) can only be "
+                                        r"added when an environment is created: set acaEnvironmentName to a new name"):
         aitk_nb.provision("azure", project=project, what_if=True, progress=False,
                           overrides={"gpuWorkloadProfileType": "NC48-A100"})
+
+
+def test_the_provision_form_shows_the_finetunings_values_and_a_second_press_applies_changes(azure, project, finetuned):
+    pytest.importorskip("ipywidgets")
+    from aitk_nb.errors import ConfirmationError
+    from aitk_nb.widgets.provision import ProvisionForm
+
+    ft = finetuned
+    form = ProvisionForm(project=project, target="azure")
+    assert (form.subscription.value, form.resource_group.value) == (ft.subscription_id, ft.resource_group)
+    assert form.fields["storageAccountName"].placeholder == f"fine-tuning: {ft.storage_account}"
+    assert (f"fine-tuning: {ft.storage_account} (infra/finetuning.config.json STORAGE_ACCOUNT_NAME)"
+            in form.messages["storageAccountName"].value)
+    assert "template default" in form.messages["acaAppName"].value
+    form.provision_button.click()
+    form.runner.wait(240)
+    assert form.runner.last_error is None, form.message.value
+    assert form.result.sources["acaEnvironmentName"].startswith("fine-tuning")
+    app = azure.state.of_type("Microsoft.App/containerApps", ft.resource_group)[0]
+
+    form.fields["defaultCommands"].value = "cd /mount/inference\nbash inference_app/start.sh\necho changed"
+    form.provision_button.click()  # a change to the app that exists: shown, not applied
+    form.runner.wait(240)
+    assert isinstance(form.runner.last_error, ConfirmationError)
+    assert "press Provision again to apply these changes" in form.message.value
+    assert azure.state.get(app["id"])["properties"]["template"]["containers"][0]["args"] == app["properties"]["template"][
+        "containers"][0]["args"]
+    form.provision_button.click()  # the answer
+    form.runner.wait(240)
+    assert form.runner.last_error is None, form.message.value
+    assert azure.state.get(app["id"])["properties"]["template"]["containers"][0]["args"][0].endswith("echo changed")

@@ -17,8 +17,7 @@ from .ownership import APP, ENV_STORAGE, ENVIRONMENT, SHARE, STORAGE, WORKSPACE,
 from .session import AzureSession, azure_call, missing_ok
 
 APP_API = "2024-03-01"
-DELETE_ORDER = (ENV_STORAGE, ENVIRONMENT, WORKSPACE, SHARE, STORAGE)  # after the app
-_HOLDS = {STORAGE: " (with its file shares)", ENVIRONMENT: " (with its environment storages)"}
+DELETE_ORDER = (ENV_STORAGE, ENVIRONMENT, WORKSPACE, SHARE, STORAGE)  # after the app: children before parents
 
 
 class Teardown:
@@ -41,8 +40,6 @@ class Teardown:
             return steps + [TeardownStep("the share, the environment and the rest", False, "kept (--app-only)")]
         for kind in DELETE_ORDER:
             for r in sorted((r for r in found.values() if r.kind is kind and r.exists), key=lambda r: r.id):
-                if self._parent(r) in gone:
-                    continue  # goes with its parent (said there)
                 step = self._judge(r, gone)
                 steps.append(step)
                 if step.delete:
@@ -102,7 +99,7 @@ class Teardown:
         if held:
             return TeardownStep(r.short, False, f"made by aitk-nb for {self.app}, but it holds what aitk-nb did not make "
                                                 f"for it: {', '.join(held)}")
-        return TeardownStep(r.short, True, f"made by aitk-nb for {self.app}{_HOLDS.get(r.kind, '')}", target=r.id)
+        return TeardownStep(r.short, True, f"made by aitk-nb for {self.app}", target=r.id)
 
     def _held_foreign(self, r: Resource, gone: set[str]) -> list[str]:
         """What a resource of ours holds that is not ours: deleting it would delete or break that too."""
@@ -126,14 +123,6 @@ class Teardown:
                         users.append(f"{noun} {item.name}")
             return users
         return []
-
-    @staticmethod
-    def _parent(r: Resource) -> str | None:
-        if r.kind is ENV_STORAGE:
-            return r.id.rsplit("/", 2)[0].lower()
-        if r.kind is SHARE:
-            return r.id.rsplit("/", 4)[0].lower()
-        return None
 
     # -- acting ------------------------------------------------------------------------------------------
     def act(self, steps: list[TeardownStep]) -> list[str]:

@@ -256,6 +256,11 @@ def interrupt_during_deployment(monkeypatch, project):
 def test_an_interrupted_provision_with_changed_parameters_deploys_the_change(azure, roomy_quota, project, monkeypatch):
     azure.resource_seconds = 0.3
     interrupt_during_deployment(monkeypatch, project)
+    saved = json.loads((project / ".aitk/azure/deployment.json").read_text())
+    assert len(saved["request"]) == 64  # the request's SHA-256 beside the token
+    running = next(iter(azure.mgmt.deployments.items.values()))
+    key = running.props["parameters"]["apiKey"]["value"]  # the key generated for that request
+    assert all(key.encode() not in f.read_bytes() for f in project.rglob("*") if f.is_file())  # not kept in clear
     provision(project, overrides={"defaultCommands": CHANGED}, yes=True)
     assert app_args(azure) == ["; ".join(CHANGED)]  # the new request, not the resumed old one
     assert len(puts(azure, DEPLOYMENT_PUT)) == 2  # the earlier deployment ran to its end, then the new one

@@ -17,7 +17,7 @@ from ..operations import Operation
 from . import deployment, handoff, ownership
 from .app import ContainerApp
 from .deployment import Change, DeploymentRequest
-from .ownership import APP, ENV_STORAGE, ENVIRONMENT, KINDS, SHARE, STORAGE, Survey
+from .ownership import APP, ENV_STORAGE, ENVIRONMENT, KINDS, SHARE, STORAGE, WORKSPACE, Survey
 from .session import AzureError, AzureSession, azure_call
 
 LIST_SECRETS = "Microsoft.App/containerApps/listSecrets/action"
@@ -43,7 +43,10 @@ class Plan:
         for kind in KINDS:
             r = self.survey.get(kind)
             value = r.name if r is not None else self.values.get(kind.parameter)
-            rows.append((kind.parameter, value, self.sources.get(kind.parameter, "template default")))
+            source = self.sources.get(kind.parameter, "template default")
+            if kind is WORKSPACE and self.values.get("reuseEnvironment") and not (r is not None and r.exists):
+                value, source = None, "none made: the reused environment logs to its own"
+            rows.append((kind.parameter, value, source))
         for name in ("location", "gpuWorkloadProfileName", "gpuWorkloadProfileType", "maximumInstanceCount"):
             if name in self.values or name in self.sources:
                 rows.append((name, self.values.get(name), self.sources.get(name, "template default")))
@@ -58,13 +61,7 @@ class Provisioner:
     def prepare(self, params: Parameters, sources: dict[str, str], ft: FineTuning | None, op: Operation | None) -> Plan:
         """Names from the fine-tuning and Azure, the survey of what exists, and the request's values:
         foreign resources referenced (reuse*), a reused environment's GPU profile and location."""
-        say = op.report if op else (lambda *_: None)
-        say("looking up the fine-tuning's resources" if ft else "reading the template")
-        params = handoff.resolve(self.session, self.rg, params, sources, ft)
-        template = read_json(self.template_path, "the project needs infra/provision/inference.json")
-        values = params.arm_values()
-        say("finding what exists (what-if) and whose it is")
-        survey = ownership.survey(self.session, self.rg, template, values, self._ids)
+        params, template, values, survey = self.survey(params, sources, ft, op)
         app = survey[APP]
         if app.foreign(survey.app):
             raise AzureError(f"acaAppName {app.name!r}: a container app of that name exists in {self.rg} and was not made by "
@@ -86,6 +83,17 @@ class Provisioner:
             handoff.check_reused_storage(link, survey[STORAGE].name, survey[SHARE].name)
         return Plan(template, values, survey, sources)
 
+    def survey(self, params: Parameters, sources: dict[str, str], ft: FineTuning | None,
+               op: Operation | None = None) -> tuple[Parameters, dict, dict[str, Any], Survey]:
+        """The names (from the fine-tuning and Azure too) and what exists of the template's resources."""
+        say = op.report if op else (lambda *_: None)
+        say("looking up the fine-tuning's resources" if ft else "reading the template")
+        params = handoff.resolve(self.session, self.rg, params, sources, ft)
+        template = read_json(self.template_path, "the project needs infra/provision/inference.json")
+        values = params.arm_values()
+        say("finding what exists (what-if) and whose it is")
+        return params, template, values, ownership.survey(self.session, self.rg, template, values, self._ids)
+
     def _ids(self, values: dict[str, Any], *, ids_only: bool) -> list[tuple[str, str]]:
         template = read_json(self.template_path, "")
         return [(c.resource_id, c.action) for c in deployment.what_if(self.session, DeploymentRequest(self.rg, template, values),
@@ -96,7 +104,8 @@ class Provisioner:
         and each reused one as Reuse."""
         mine = {r.id.lower() for r in plan.survey.resources.values()}
         shown = [c for c in deployment.what_if(self.session, req) if c.resource_id.lower() in mine and c.action != "Ignore"]
-        shown += [Change(r.id, REUSED) for r in plan.survey.foreign()]
+        unused = {WORKSPACE} if plan.values.get("reuseEnvironment") else set()  # a reused environment logs to its own
+        shown += [Change(r.id, REUSED) for r in plan.survey.foreign() if r.kind not in unused]
         return shown
 
     # -- checks before deploying -------------------------------------------------------------------

@@ -160,8 +160,7 @@ class AzureTarget:
         if self.config.ACA_APP_NAME:
             return self.config.ACA_APP_NAME
         params, sources, ft = provision_parameters(self.project, None, None, self.config)
-        survey = self._provisioner().prepare(params, sources, ft, None).survey
-        return survey.app
+        return self._provisioner().survey(params, sources, ft)[3].app
 
     def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
         template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")

@@ -53,6 +53,10 @@ class AzureTarget:
     def state_file(self):
         return self.project.state_dir / "azure" / "deployment.json"
 
+    def _group_exists(self) -> bool:
+        with azure_call(f"reading resource group {self.resource_group}"):
+            return bool(self.session.resources.resource_groups.check_existence(self.resource_group))
+
     def _provisioner(self) -> Provisioner:
         return Provisioner(self.session, self.project.template_path, self.resource_group, self.state_file)
 
@@ -77,9 +81,7 @@ class AzureTarget:
         """What provision would do: the what-if of the request it would deploy (what existed before
         shown as reused); changes nothing, reads no key."""
         self._check_storage_name(params)
-        with azure_call(f"reading resource group {self.resource_group}"):
-            exists = self.session.resources.resource_groups.check_existence(self.resource_group)
-        if not exists:
+        if not self._group_exists():
             return Provisioned(self.config, [(f"resource group {self.resource_group}", "Create"),
                                              ("every resource in the template", "Create")])
         provisioner = self._provisioner()
@@ -154,7 +156,8 @@ class AzureTarget:
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
         self.app.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
 
-    def _app_name(self) -> str:
+    @functools.cached_property
+    def app_name(self) -> str:
         """This project's app: the config's, else (a fresh clone) the one the parameters name, as ARM
         resolves it (a what-if: a default name is uniqueString()'s, which only ARM computes)."""
         if self.config.ACA_APP_NAME:
@@ -162,12 +165,16 @@ class AzureTarget:
         params, sources, ft = provision_parameters(self.project, None, None, self.config)
         return self._provisioner().survey(params, sources, ft)[3].app
 
-    def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
+    def _teardown(self) -> Teardown:
         template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
-        return Teardown(self.session, self.resource_group, self._app_name(), template).plan(app_only=app_only)
+        return Teardown(self.session, self.resource_group, self.app_name, template)
+
+    def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
+        if not self._group_exists():
+            return [TeardownStep(f"resource group {self.resource_group}", False, "does not exist (nothing to delete)")]
+        return self._teardown().plan(app_only=app_only)
 
     def teardown(self, plan: list[TeardownStep]) -> list[str]:
-        template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
-        done = Teardown(self.session, self.resource_group, self._app_name(), template).act(plan)
+        done = self._teardown().act(plan) if any(step.delete for step in plan) else []
         self.state_file.unlink(missing_ok=True)
         return done

@@ -181,3 +181,12 @@ def test_the_provision_form_shows_the_finetunings_values_and_a_second_press_appl
     form.runner.wait(240)
     assert form.runner.last_error is None, form.message.value
     assert azure.state.get(app["id"])["properties"]["template"]["containers"][0]["args"][0].endswith("echo changed")
+
+
+def test_a_reused_environment_storage_must_link_the_share_deploy_fills(azure, project, finetuned):
+    params = json.loads((project / "infra/provision/inference.parameters.json").read_text())
+    params["parameters"]["fileShareName"]["value"] = "inference"  # another share than the one ft-share links
+    (project / "infra/provision/inference.parameters.json").write_text(json.dumps(params))
+    with pytest.raises(AitkError, match=r"acaEnvironmentStorageName 'ft-share': it links the share ftstorage0001/finetune, "
+                                        r"not ftstorage0001/inference; name another environment storage"):
+        aitk_nb.provision("azure", project=project, progress=False)

@@ -281,3 +281,8 @@ def test_an_app_running_at_the_gpu_quota_re_provisions(azure, project, tmp_path)
     other = fresh_clone(project, tmp_path)
     with pytest.raises(AitkError, match=r"GPU quota short in eastus: .* has 0 of 1 free"):
         provision(other, overrides={"acaAppName": "second-app"})  # another app: the GPU is not its own
+
+
+def test_teardown_from_a_fresh_clone_of_a_group_that_does_not_exist_deletes_nothing(azure, project):
+    done = aitk_nb.teardown(yes=True, project=project, target="azure", resource_group="rg-never-made", show=None)
+    assert done.card().rows == [("keep", "resource group rg-never-made — does not exist (nothing to delete)")]

@@ -70,7 +70,12 @@ def _show_outcome(operation) -> None:
 @argument("--parameters", metavar="PATH", help="parameters file (default: infra/provision/inference.parameters.json)")
 @argument("--port", type=int, help="local target: the port to serve on (default: the template's ingress port, 7860)")
 @argument("--what-if", action="store_true", help="show what would change, change nothing")
-@argument("--yes", action="store_true", help="do not ask for confirmation")
+@argument("--yes", action="store_true", help="apply a plan that modifies or deletes resources that existed before without "
+                                             "asking (it shows the what-if changes and asks otherwise)")
+@argument("--rotate-key", action="store_true", help="azure: give an existing app a new API key (default: keep its key; "
+                                                    "every client must then use the new one)")
+@argument("--cancel-previous", action="store_true", help="azure: cancel an earlier deployment of other parameters that is "
+                                                         "still running (default: wait for it to end)")
 @_background
 @_project
 def provision(args, cell: str | None):
@@ -93,9 +98,16 @@ def provision(args, cell: str | None):
         raise ConfigError("--subscription and --resource-group are for --target azure")
     if args.target == "azure" and args.port:
         raise ConfigError("--port is for --target local")
+    if args.target == "local" and (args.rotate_key or args.cancel_previous):
+        raise ConfigError("--rotate-key and --cancel-previous are for --target azure")
+    from .verbs import ask_on_stdin
+
+    # a question is answered by whoever waits for the result: no one does in the background
     return _finish(begin_provision(args.target, project=args.project, parameters=args.parameters,
                                    overrides=overrides or None, port=args.port, what_if=args.what_if,
-                                   subscription=args.subscription, resource_group=args.resource_group), args.background)
+                                   subscription=args.subscription, resource_group=args.resource_group, yes=args.yes,
+                                   rotate_key=args.rotate_key, cancel_previous=args.cancel_previous,
+                                   confirm=None if args.background else ask_on_stdin), args.background)
 
 
 @_magic("deploy")
@@ -173,13 +185,18 @@ def scale(args, cell: str | None):
 
 @_magic("teardown")
 @argument("--app-only", action="store_true", help="stop and remove the app, keep the share and its files")
-@argument("--yes", action="store_true", help="do not ask for confirmation")
+@argument("--yes", action="store_true", help="act on the plan without asking (it is shown first either way)")
+@argument("--target", choices=TARGETS, help="without infra/inference.config.json (a fresh clone): the target to tear down")
+@argument("--subscription", metavar="ID", help="without a config: the Azure subscription (default: the fine-tuning's)")
+@argument("--resource-group", metavar="RG", help="without a config: the Azure resource group (default: the fine-tuning's)")
 @_project
 def teardown(args, cell: str | None):
-    """Stop the app and remove the environment (or only the app)."""
+    """Stop the app and remove what aitk-nb made for it (or only the app); what it did not make (what
+    existed before provision, what another app made) is kept. Shows the plan, then asks (or --yes)."""
     from .verbs import teardown as run
 
-    return run(app_only=args.app_only, yes=args.yes, project=args.project)
+    return run(app_only=args.app_only, yes=args.yes, project=args.project, target=args.target,
+               subscription=args.subscription, resource_group=args.resource_group)
 
 
 @_magic("eval", _CellMagicHelp)

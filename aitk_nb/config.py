@@ -116,7 +116,8 @@ class Parameters:
         return {k: v for k, v in self.values().items() if v is not None}
 
 
-def load_parameters(path: Path, overrides: dict[str, Any] | None = None) -> Parameters:
+def parameter_values(path: Path) -> dict[str, Any]:
+    """The values an ARM parameters file sets (null included)."""
     data = read_json(path, "create it from the project template (infra/provision/inference.parameters.json)")
     entries = data.get("parameters") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
@@ -126,6 +127,11 @@ def load_parameters(path: Path, overrides: dict[str, Any] | None = None) -> Para
         if not isinstance(entry, dict) or "value" not in entry:
             raise ConfigError(f'{path}: parameter {key} must look like {{"value": ...}}; fix the file')
         values[key] = entry["value"]
+    return values
+
+
+def load_parameters(path: Path, overrides: dict[str, Any] | None = None) -> Parameters:
+    values = parameter_values(path)
     if overrides:
         values.update(overrides)
     return Parameters.from_values(values, source=str(path) + (" (with overrides)" if overrides else ""))

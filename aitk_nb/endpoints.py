@@ -14,7 +14,7 @@ from inference_app.contract import HEALTH_ROUTE
 from .errors import NotProvisionedError, ReadinessTimeoutError
 from .invocation import command
 from .project import Project
-from .results import Card, Displayable
+from .results import Card, Displayable, TeardownPlan
 
 
 class EndpointStatus(str, enum.Enum):
@@ -219,15 +219,24 @@ class Endpoint(Displayable):
         Read on each call, kept in memory only and never displayed."""
         return self._target.api_key()
 
-    def teardown(self, *, app_only: bool = False) -> Card:
-        """Stop and remove the app; unless `app_only`, also its environment (the share with its files)
-        and `infra/inference.config.json`. No confirmation: the magic and the CLI ask first."""
-        done = self._target.teardown(app_only=app_only)
-        if not app_only:
-            self.project.config_path.unlink(missing_ok=True)
+    def teardown(self, *, app_only: bool = False, plan: list | None = None) -> TeardownPlan:
+        """Stop and remove the app; unless `app_only`, also the rest of what aitk-nb made for it (the
+        share with its files, the environment) and `infra/inference.config.json`. What aitk-nb did not
+        make is kept, and the result says why. `plan`: one `teardown_plan()` returned (default: a new
+        one). No confirmation: the magic and the CLI show the plan and ask first."""
+        steps = plan if plan is not None else self._target.teardown_plan(app_only=app_only)
+        done = self._target.teardown(steps)
+        # an app aitk-nb did not make is kept, and so is the config that names it (typed in by hand, say)
+        app_kept = any(not s.delete and s.what == f"Microsoft.App/containerApps/{self.name}" for s in steps)
+        if not app_only and not app_kept and self.project.config_path.exists():
+            self.project.config_path.unlink()
             done.append(f"{self.project.config_path} removed")
         self.status, self.health = EndpointStatus.STOPPED, None
-        return Card(f"Tore down the {self.target} target", [("done", d) for d in done] or [("done", "nothing was running")])
+        return TeardownPlan(self.target, steps, done)
+
+    def teardown_plan(self, *, app_only: bool = False) -> TeardownPlan:
+        """What `teardown` would delete and keep, and why; changes nothing."""
+        return TeardownPlan(self.target, self._target.teardown_plan(app_only=app_only))
 
     # -- display ---------------------------------------------------------------------------------
     def __str__(self) -> str:

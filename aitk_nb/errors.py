@@ -19,6 +19,11 @@ class NotProvisionedError(AitkError):
     """A verb needs a provisioned target or an endpoint that does not exist yet."""
 
 
+class ConfirmationError(AitkError):
+    """A change to something that existed (a resource, a key) was not confirmed: nothing was changed;
+    the message names the flag that confirms it (--yes)."""
+
+
 # -- deploy and the replica ----------------------------------------------------------------------
 class DeployError(AitkError):
     """Deploy inputs are wrong (a missing adapter or model path) or the sync failed."""

@@ -10,6 +10,12 @@ Stopping: `cancel()` asks the work to stop at its next safe point (`checkpoint`)
 to the work's own way of cancelling (`on_cancel`: an ARM deployment is cancelled through ARM). An
 interrupt while `result()` waits (Kernel > Interrupt, Ctrl-C) stops the work at its next safe point
 too, and `result()` raises KeyboardInterrupt once it has stopped (a second interrupt stops waiting).
+
+Questions: the work may ask the caller a yes/no question (`ask`, e.g. "apply these changes to resources
+that existed before?"). It is answered in the thread that waits in `result()`, by the `confirm`
+function the operation was started with (`input()` in a kernel must be called where the kernel runs
+the cell, not from a worker thread): who passes `confirm` waits with `result()`. An operation started
+without one (in the background) gets "no".
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import enum
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Generic, TypeVar
 
 from .errors import OperationCancelledError
@@ -45,9 +51,12 @@ class Operation(Generic[T]):
     """One long operation. `work(operation)` runs in the background; it reports with `report()`,
     stops at `checkpoint()`s, and may set a continuation token and a cancel hook."""
 
-    def __init__(self, title: str, work: Callable[["Operation[T]"], T]):
+    def __init__(self, title: str, work: Callable[["Operation[T]"], T],
+                 confirm: Callable[[str], bool] | None = None):
         self.title = title
         self._work = work
+        self._confirm = confirm
+        self._question: _Question | None = None
         self._done = threading.Event()
         self._cancel = threading.Event()  # seen at the work's checkpoints
         self._interrupted = threading.Event()
@@ -64,8 +73,11 @@ class Operation(Generic[T]):
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def start(cls, title: str, work: Callable[["Operation[T]"], T]) -> "Operation[T]":
-        op = cls(title, work)
+    def start(cls, title: str, work: Callable[["Operation[T]"], T],
+              confirm: Callable[[str], bool] | None = None) -> "Operation[T]":
+        """Run `work(operation)` in a thread. `confirm(question) -> bool` answers the work's questions
+        (`ask`) in the thread that waits in `result()`; without it every question gets "no"."""
+        op = cls(title, work, confirm)
         context = contextvars.copy_context()
         op._thread = threading.Thread(target=context.run, args=(op._run,), name=f"aitk {title}", daemon=True)
         op._thread.start()
@@ -91,7 +103,7 @@ class Operation(Generic[T]):
         """The work's result once it is done; its exception if it failed; `TimeoutError` if it is
         still running after `timeout` seconds (it keeps running)."""
         try:
-            self._wait(timeout)
+            self._wait(timeout, answer=True)
         except KeyboardInterrupt:
             self._interrupted.set()  # the work stops at its next safe point
             try:
@@ -109,12 +121,26 @@ class Operation(Generic[T]):
         """Wait until done, or `timeout` seconds; unlike `result()`, raises nothing about the work."""
         self._wait(timeout)
 
-    def _wait(self, timeout: float | None) -> None:
+    def _wait(self, timeout: float | None, *, answer: bool = False) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        # short waits, so an interrupt is seen promptly whatever the platform's lock semantics
-        while not self._done.wait(0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))):
+        # short waits, so an interrupt (or a question) is seen promptly whatever the platform's lock semantics
+        while not self._done.wait(0.05 if answer else 0.25 if deadline is None else
+                                  max(0.0, min(0.25, deadline - time.monotonic()))):
+            if answer:
+                self._answer()
             if deadline is not None and time.monotonic() >= deadline:
                 return
+
+    def _answer(self) -> None:
+        """Answer the work's pending question here, in the waiting thread."""
+        with self._lock:
+            question, self._question = self._question, None
+        if question is None:
+            return
+        try:
+            question.answer = bool(self._confirm(question.text)) if self._confirm else False
+        finally:  # an interrupt while asking: the work gets "no" (and stops at its next checkpoint)
+            question.answered.set()
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -138,6 +164,7 @@ class Operation(Generic[T]):
                 return False
             self.cancel_requested = True
             hook = self._cancel_hook
+            self._question = None  # a pending question is not put to the caller any more
         if hook is not None:
             hook()
         else:
@@ -167,6 +194,21 @@ class Operation(Generic[T]):
         p.text(repr(self))
 
     # -- the work's side -------------------------------------------------------------------------
+    def ask(self, question: str) -> bool:
+        """Ask the caller (yes/no) and wait until `result()` answers; "no" at once when the operation
+        has no `confirm` (it runs in the background). A cancel or an interrupt meanwhile stops it here."""
+        if self._confirm is None:
+            return False
+        asked = _Question(question)
+        with self._lock:
+            self._question = asked
+        self.report(f"waiting for an answer: {question.splitlines()[0]}")
+        while not asked.answered.wait(0.25):
+            self.checkpoint("nothing was changed: the question was not answered")
+            if self.cancel_requested:  # cancelled through a hook: no checkpoint raises, the answer is no
+                return False
+        return asked.answer
+
     def report(self, message: str, fraction: float | None = None) -> None:
         self._progress = Progress(message, fraction)
         for callback in list(self._progress_callbacks):
@@ -193,6 +235,13 @@ class Operation(Generic[T]):
                 self._cancel.clear()  # handed to the hook: the work ends when the hook's cancel takes effect
         if pending:
             hook()
+
+
+@dataclass
+class _Question:
+    text: str
+    answer: bool = False
+    answered: threading.Event = field(default_factory=threading.Event)
 
 
 def _call(callback: Callable, arg) -> None:

@@ -104,14 +104,49 @@ class ProvisionResult(Displayable):
     config_path: "Path | None"
     changes: list[tuple[str, str]]
     what_if: bool = False
+    values: list[tuple[str, Any, str]] = field(default_factory=list)  # (parameter, value, where it came from)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Where each parameter's value came from (inference parameters, fine-tuning, template default,
+        found in Azure, command line)."""
+        return {name: source for name, _, source in self.values}
 
     def card(self) -> Card:
         rows = [(what, action) for what, action in self.changes]
+        rows += [(name, f"{'—' if value is None else value}  ({source})") for name, value, source in self.values]
         if self.what_if:
             return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
                         ["run again without --what-if to apply"])
         return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
-                    [f"next: {command('deploy --adapter PATH')}"])
+                    self.notes + [f"next: {command('deploy --adapter PATH')}"])
+
+
+@dataclass(frozen=True)
+class TeardownStep:
+    """One thing teardown found: what it is, whether it goes, and why (whose it is)."""
+
+    what: str
+    delete: bool
+    why: str
+    target: str | None = None  # what the target acts on (a resource id, a folder)
+
+
+@dataclass(repr=False)
+class TeardownPlan(Displayable):
+    """What teardown deletes and keeps, and why (it acts only when confirmed)."""
+
+    target: str
+    steps: list[TeardownStep]
+    done: list[str] | None = None  # after it ran: what was done
+
+    def card(self) -> Card:
+        rows = [("delete" if s.delete else "keep", f"{s.what} — {s.why}") for s in self.steps]
+        if self.done is None:
+            return Card(f"Teardown plan on the {self.target} target", rows or [("nothing", "aitk-nb made nothing here")])
+        return Card(f"Tore down the {self.target} target",
+                    [("done", d) for d in self.done] + [r for r in rows if r[0] == "keep"] or [("done", "nothing was running")])
 
 
 @dataclass(repr=False)

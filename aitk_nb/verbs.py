@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from inference_app.contract import SETTINGS_PATH
 
 from . import sync
-from .config import InferenceConfig, load_parameters
+from . import finetuning
+from .config import InferenceConfig
 from .deploy_plan import RESTART_PENDING, deployed_settings, plan_deploy
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
-from .errors import AitkError, NotProvisionedError
+from .errors import AitkError, ConfirmationError, NotProvisionedError
 from .invocation import command
 from .operations import Operation
 from .project import Project, find_project
-from .results import Card, DeployResult, ProvisionResult, Status
+from .results import Card, DeployResult, ProvisionResult, Status, TeardownPlan
 from .targets import get_target
 
 
@@ -30,51 +30,71 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
                     parameters: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
                     port: int | None = None, what_if: bool = False, subscription: str | None = None,
                     resource_group: str | None = None, credential: Any = None, progress: bool = True,
-                    continuation_token: str | None = None) -> Operation[ProvisionResult]:
+                    continuation_token: str | None = None, yes: bool = False, rotate_key: bool = False,
+                    cancel_previous: bool = False, confirm: Callable[[str], bool] | None = None) -> Operation[ProvisionResult]:
     """Start `provision` in the background; returns the operation (`.result()`, `.status()`,
     `.cancel()`: before the ARM deployment, at the next step; during it, through ARM).
     `continuation_token`: an earlier operation's, to resume its ARM deployment after a kernel restart
-    (without it, an interrupted deployment of this project is resumed from `.aitk/azure/` anyway).
+    (without it, an interrupted deployment of this same request is resumed from `.aitk/azure/`).
+    `confirm(question) -> bool` answers provision's question before it changes resources that existed
+    (asked in the thread waiting in `result()`); without it, or `yes`, such a plan is refused / applied.
     The parameters are read and checked before it starts: a bad file raises here."""
     proj = find_project(project)
-    params = load_parameters(Path(parameters) if parameters else proj.parameters_path, overrides)
-    if target == "azure" and not (subscription and resource_group):
-        # provisioning again: the subscription and group of what is provisioned, unless given
+    if target == "azure":
+        # provisioning again: the subscription and group of what is provisioned, unless given; else the fine-tuning's
         previous = _previous_config(proj)
+        ft = finetuning.load(proj)
         if previous.TARGET == "azure":
             subscription = subscription or previous.SUBSCRIPTION_ID
             resource_group = resource_group or previous.RESOURCE_GROUP_NAME
+        if ft is not None:
+            subscription = subscription or (ft.setting("SUBSCRIPTION_ID") or (None,))[0]
+            resource_group = resource_group or (ft.setting("RESOURCE_GROUP_NAME") or (None,))[0]
     config = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
+    params, sources, ft = finetuning.provision_parameters(proj, parameters, overrides, config)
     tgt = get_target(config, proj, credential=credential)
     # what each target takes beside the parameters
-    plan_options: dict[str, Any] = {"port": port} if target == "local" else {}
-    run_options = plan_options if target == "local" else {"continuation_token": continuation_token}
+    if target == "local":
+        plan_options: dict[str, Any] = {"port": port}
+        run_options = plan_options
+    else:
+        plan_options = {"sources": sources, "finetuning": ft}
+        run_options = {**plan_options, "continuation_token": continuation_token, "yes": yes, "rotate_key": rotate_key,
+                       "cancel_previous": cancel_previous}
 
     def work(op: Operation) -> ProvisionResult:
         if what_if:
             op.report(f"previewing what provision would do on the {target} target")
-            planned, changes = tgt.plan(params, **plan_options)
-            return ProvisionResult(target, planned.ACA_APP_ENDPOINT, None, changes, what_if=True)
-        made, changes = tgt.provision(params, progress=progress, operation=op, **run_options)
-        made.save(proj.config_path)
-        return ProvisionResult(target, made.ACA_APP_ENDPOINT, proj.config_path, changes)
+            planned = tgt.plan(params, **plan_options)
+            return ProvisionResult(target, planned.config.ACA_APP_ENDPOINT, None, planned.changes, what_if=True,
+                                   values=planned.values)
+        made = tgt.provision(params, progress=progress, operation=op, **run_options)
+        made.config.save(proj.config_path)
+        return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
+                               values=made.values, notes=made.notes)
 
-    return Operation.start(f"provision ({target})", work)
+    return Operation.start(f"provision ({target})", work, confirm=confirm)
 
 
 def provision(target: str = "local", *, project: str | os.PathLike | None = None,
               parameters: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
               port: int | None = None, what_if: bool = False, subscription: str | None = None,
-              resource_group: str | None = None, credential: Any = None, progress: bool = True) -> ProvisionResult:
+              resource_group: str | None = None, credential: Any = None, progress: bool = True,
+              yes: bool = False, rotate_key: bool = False, cancel_previous: bool = False) -> ProvisionResult:
     """Create (or update) the target's environment from the template and parameters file, and write
     `infra/inference.config.json`. With `what_if`, only report what would change.
 
-    local: `port` (default: the template's ingress port). azure: `subscription`, `resource_group`,
-    `credential` (any azure-core TokenCredential; default DefaultAzureCredential).
+    local: `port` (default: the template's ingress port). azure: `subscription`, `resource_group`
+    (default: those provisioned, else the fine-tuning's), `credential` (any azure-core TokenCredential;
+    default DefaultAzureCredential); `yes` applies a plan that changes resources that existed without
+    asking (it asks on stdin, and refuses where there is none); `rotate_key` gives an existing app a new
+    API key (its current one is kept otherwise); `cancel_previous` cancels an earlier deployment still
+    running instead of waiting for it.
     `begin_provision(...).result()`: an interrupt stops it at its next safe point."""
     return begin_provision(target, project=project, parameters=parameters, overrides=overrides, port=port,
                            what_if=what_if, subscription=subscription, resource_group=resource_group,
-                           credential=credential, progress=progress).result()
+                           credential=credential, progress=progress, yes=yes, rotate_key=rotate_key,
+                           cancel_previous=cancel_previous, confirm=ask_on_stdin).result()
 
 
 def _previous_config(proj: Project) -> InferenceConfig:
@@ -241,16 +261,41 @@ def scale(*, min_replicas: int | None = None, max_replicas: int | None = None, s
 
 
 def teardown(*, app_only: bool = False, yes: bool = False, project: str | os.PathLike | None = None,
-              credential: Any = None) -> Card:
-    """Stop the app; unless `app_only`, also remove the environment (the share with its files) and the config."""
-    proj, cfg, tgt = _context(project, credential)
-    what = "the app" if app_only else f"the {cfg.TARGET} environment, its share and {proj.config_path.name}"
-    if not yes and not _confirm(f"Tear down {what}? [y/N] "):
-        raise AitkError(f"teardown not confirmed; nothing removed (pass --yes to tear down {what})")
-    return _endpoint(proj, cfg, tgt).teardown(app_only=app_only)
+             credential: Any = None, target: str | None = None, subscription: str | None = None,
+             resource_group: str | None = None, show: Callable[[Any], None] | None = print) -> TeardownPlan:
+    """Delete what aitk-nb made for this project's app (unless `app_only`, the share and environment too)
+    and keep everything else: what existed before provision, what another app made. Shows the plan
+    first (`show`), then acts with `yes`, else asks on stdin (no stdin: refuses, nothing removed).
+
+    Ownership is read from Azure itself (tags), so it works from a fresh clone: without
+    `infra/inference.config.json`, pass `target="azure"` and `resource_group` (default: the
+    fine-tuning's) and the app is the one the parameters name."""
+    proj = find_project(project)
+    if proj.config_path.exists():
+        cfg = InferenceConfig.load(proj.config_path)
+    else:
+        ft = finetuning.load(proj)
+        target = target or ("azure" if resource_group or ft is not None else None)
+        if target is None:
+            raise NotProvisionedError(f"no {proj.config_path.name} here: nothing provisioned from this clone; to tear down "
+                                      "what aitk-nb made on Azure, pass --target azure --resource-group RG")
+        if ft is not None:
+            subscription = subscription or (ft.setting("SUBSCRIPTION_ID") or (None,))[0]
+            resource_group = resource_group or (ft.setting("RESOURCE_GROUP_NAME") or (None,))[0]
+        cfg = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
+    tgt = get_target(cfg, proj, credential=credential)
+    app = _endpoint(proj, cfg, tgt)
+    plan = app.teardown_plan(app_only=app_only)
+    if show is not None:
+        show(plan)
+    deleting = [s for s in plan.steps if s.delete]
+    if deleting and not yes and not ask_on_stdin(f"Delete the {len(deleting)} item{'s' * (len(deleting) != 1)} marked delete above? [y/N] "):
+        raise ConfirmationError("teardown not confirmed; nothing removed (the plan above says what it would delete and "
+                                "keep; pass --yes to tear down)")
+    return app.teardown(app_only=app_only, plan=plan.steps)
 
 
-def _confirm(question: str) -> bool:
+def ask_on_stdin(question: str) -> bool:
     try:
         return input(question).strip().lower() in ("y", "yes")
     except (EOFError, OSError, NotImplementedError):  # no stdin (nbclient): IPython's StdinNotImplementedError

@@ -1,21 +1,28 @@
 """ARM deployment of the template: validate, what-if, create-or-update with per-resource progress.
 
-The poller's continuation token is saved beside the project state, so a provision interrupted by a
-kernel restart can be resumed rather than started over."""
+The poller's continuation token is saved beside the project state with a hash of the request, so a
+provision interrupted by a kernel restart resumes that deployment, but only when the new request is
+the same one (issue 10: a changed parameter must be deployed, not dropped). A different request waits
+for the earlier deployment to end (or cancels it) and then deploys."""
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import write_json_atomic
 from ..invocation import command
 from ..operations import Operation
-from .session import AzureError, AzureSession, azure_call, service_value
+from .session import AzureError, AzureSession, azure_call, missing_ok, service_value
 
 DEPLOYMENT_NAME = "aitk-inference"
 POLL_SECONDS = 2.0
+
+
+TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
 @dataclass
@@ -24,9 +31,33 @@ class DeploymentRequest:
     template: dict
     parameters: dict[str, Any]  # plain values; secure ones are never written anywhere
 
-    def body(self) -> dict:
-        return {"properties": {"mode": "Incremental", "template": self.template,
-                               "parameters": {k: {"value": v} for k, v in self.parameters.items()}}}
+    def body(self, *, ids_only: bool = False) -> dict:
+        props: dict[str, Any] = {"mode": "Incremental", "template": self.template,
+                                 "parameters": {k: {"value": v} for k, v in self.parameters.items()}}
+        if ids_only:  # what-if without comparing properties: Create, or Deploy for what exists
+            props["whatIfSettings"] = {"resultFormat": "ResourceIdOnly"}
+        return {"properties": props}
+
+    def digest(self) -> str:
+        """SHA-256 of the template and the parameter values, secure parameters left out: it is kept on
+        disk, and a key generated anew for each attempt must not make the same request look new."""
+        declared = self.template.get("parameters", {})
+        plain = {k: v for k, v in self.parameters.items()
+                 if str(declared.get(k, {}).get("type", "")).lower() not in ("securestring", "secureobject")}
+        return hashlib.sha256(json.dumps([self.template, plain], sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource in a what-if: its id, ARM's change type, and for a Modify the properties it changes."""
+
+    resource_id: str
+    action: str  # Create, Modify, NoChange, Delete, Deploy, Ignore, Unsupported
+    delta: tuple[str, ...] = field(default=())
+
+    @property
+    def resource(self) -> str:
+        return _short(self.resource_id)
 
 
 def ensure_resource_group(session: AzureSession, name: str, location: str | None) -> str:
@@ -49,25 +80,95 @@ def validate(session: AzureSession, req: DeploymentRequest) -> None:
         raise AzureError(f"the template does not validate: {_describe(error)}", code=error.code)
 
 
-def what_if(session: AzureSession, req: DeploymentRequest) -> list[tuple[str, str]]:
-    """(resource, change type) for every resource the deployment would touch."""
+def what_if(session: AzureSession, req: DeploymentRequest, *, ids_only: bool = False) -> list[Change]:
+    """Every resource the deployment would touch (and, as Ignore, the group's others), with ARM's
+    change type; `ids_only`: resolved ids only (Create, or Deploy for one that exists)."""
     with azure_call("previewing the deployment (what-if)"):
-        result = session.deployments.deployments.begin_what_if(req.resource_group, DEPLOYMENT_NAME, req.body()).result()
+        result = session.deployments.deployments.begin_what_if(req.resource_group, DEPLOYMENT_NAME,
+                                                               req.body(ids_only=ids_only)).result()
     if getattr(result, "error", None) is not None:
         raise AzureError(f"what-if failed: {_describe(result.error)}", code=result.error.code)
-    return [(_short(c.resource_id), str(getattr(c.change_type, "value", c.change_type))) for c in result.changes or []]
+    return [Change(c.resource_id, service_value(c.change_type), tuple(_delta(c.delta or [])))
+            for c in result.changes or []]
+
+
+def _delta(changes, prefix: str = "") -> list[str]:
+    """What-if property changes as 'path: before -> after' lines (arrays and objects by their children)."""
+    out = []
+    for c in changes:
+        path = f"{prefix}{c.path}" if not prefix or str(c.path).startswith("[") else f"{prefix}.{c.path}"
+        kind = service_value(c.property_change_type)
+        if c.children:
+            out += _delta(c.children, path)
+        elif kind == "Create":
+            out.append(f"{path}: + {_value(c.after)}")
+        elif kind == "Delete":
+            out.append(f"{path}: - {_value(c.before)}")
+        elif kind == "Modify":
+            out.append(f"{path}: {_value(c.before)} -> {_value(c.after)}")
+    return out
+
+
+def _value(v: Any) -> str:
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def resumable(state_file: Path, req: DeploymentRequest, continuation_token: str | None = None) -> str | None:
+    """The continuation token of an interrupted deployment of this very request, or None. A token the
+    caller passes is theirs to vouch for, unless the saved state says it was for another request."""
+    saved = _saved(state_file, req.resource_group)
+    if continuation_token:
+        same_token = saved.get("continuation_token") == continuation_token
+        return continuation_token if not same_token or saved.get("request") == req.digest() else None
+    return saved.get("continuation_token") if saved.get("request") == req.digest() else None
+
+
+def settle_earlier(session: AzureSession, rg: str, *, cancel: bool, operation: Operation, state_file: Path) -> bool:
+    """Before a new request: an earlier deployment of this name still running (an interrupted provision
+    of other parameters, or a teammate's) is waited for, or cancelled through ARM with `cancel`; ARM
+    refuses a new one meanwhile (409 DeploymentActive). True when there was one."""
+    deployments = session.deployments.deployments
+    state_file.unlink(missing_ok=True)  # a saved token resumes nothing now: this is another request
+    with missing_ok("reading the earlier deployment"):
+        current = deployments.get(rg, DEPLOYMENT_NAME)
+        if service_value(current.properties.provisioning_state) in TERMINAL:
+            return False
+        began = current.properties.timestamp
+        if cancel:
+            operation.report(f"the earlier deployment {DEPLOYMENT_NAME} (started {began}) is still running: cancelling it")
+            _cancel(session, rg, operation)
+        else:
+            operation.report(f"the earlier deployment {DEPLOYMENT_NAME} (started {began}) is still running another "
+                             "request: waiting for it to end (--cancel-previous cancels it instead)")
+        ended = _wait_until_ended(session, rg, operation)
+        operation.report(f"the earlier deployment ended {ended}; deploying the new request")
+        return True
+    return False
+
+
+def _wait_until_ended(session: AzureSession, rg: str, operation: Operation) -> str:
+    """Poll the deployment's state until it is terminal (no poller exists for a deployment this process
+    did not start); an interrupt stops the wait at once, the deployment goes on."""
+    while True:
+        now = state(session, rg)
+        if now in TERMINAL:
+            return now
+        operation.checkpoint("the earlier deployment goes on in Azure; nothing new was deployed")
+        time.sleep(POLL_SECONDS)
 
 
 def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, operation: Operation,
            progress: bool = True, resources: int | None = None, continuation_token: str | None = None) -> dict[str, Any]:
-    """Create or update; live per-resource progress (a bar over `resources`, a line per state change,
-    reported to `operation` too); returns the template outputs. The poller's continuation token is the
-    operation's, and saved in `state_file` until the deployment ends; cancelling the operation cancels
-    the deployment through ARM."""
+    """Create or update (or, with `continuation_token`, resume the interrupted deployment of this same
+    request); live per-resource progress (a bar over `resources`, a line per state change, reported to
+    `operation` too); returns the template outputs. The poller's continuation token is the operation's,
+    and saved in `state_file` with the request's digest until the deployment ends; cancelling the
+    operation cancels the deployment through ARM."""
     from tqdm.auto import tqdm
 
     deployments = session.deployments.deployments
-    token = continuation_token or _saved_token(state_file, req.resource_group)
+    token = continuation_token
     with azure_call("starting the deployment"):
         if token:
             poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body(), continuation_token=token)
@@ -75,7 +176,7 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, o
             poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body())
     operation.set_continuation_token(poller.continuation_token())
     write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": DEPLOYMENT_NAME,
-                                   "continuation_token": poller.continuation_token()})
+                                   "continuation_token": poller.continuation_token(), "request": req.digest()})
     operation.on_cancel(lambda: _cancel(session, req.resource_group, operation))
     with tqdm(total=resources, desc=f"deployment {DEPLOYMENT_NAME}", unit="resource", disable=not progress) as bar:
         tracker = _Tracker(bar, progress, operation, resources)
@@ -190,9 +291,9 @@ def _short(resource_id: str) -> str:
     return parts[-1] if len(parts) == 2 else resource_id
 
 
-def _saved_token(state_file: Path, rg: str) -> str | None:
+def _saved(state_file: Path, rg: str) -> dict:
     try:
         saved = json.loads(state_file.read_text())
     except (OSError, ValueError):
-        return None
-    return saved.get("continuation_token") if saved.get("resource_group") == rg else None
+        return {}
+    return saved if isinstance(saved, dict) and saved.get("resource_group") == rg else {}

@@ -4,11 +4,13 @@ the `Target` interface below; the deployed app is the `Endpoint` object (`aitk_n
 verbs go to the same interface."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 from ..config import TARGETS, InferenceConfig
 from ..errors import ConfigError
 from ..project import Project
+from ..results import TeardownStep
 
 if TYPE_CHECKING:
     from ..endpoints import AppState, Endpoint, Readiness
@@ -18,18 +20,29 @@ if TYPE_CHECKING:
     from ..sync import Remote
 
 
+@dataclass
+class Provisioned:
+    """What provision did (or, as a plan, would do): the config to write, each resource's change
+    (what-if's words, or "Reuse" for what existed before and is only referenced), each parameter's value
+    with where it came from, and notes the user must read (a rotated key)."""
+
+    config: InferenceConfig
+    changes: list[tuple[str, str]]
+    values: list[tuple[str, Any, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
 class Target(Protocol):
     name: str  # "local" or "azure"
 
     # -- provision: the environment from the template and the parameters file
-    def plan(self, params: Any, **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+    def plan(self, params: Any, **options: Any) -> Provisioned:
         """What provision would do (resource, action); changes nothing."""
 
-    def provision(self, params: Any, *, progress: bool = True, operation: Operation,
-                  **options: Any) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+    def provision(self, params: Any, *, progress: bool = True, operation: Operation, **options: Any) -> Provisioned:
         """Create or update the environment; returns the config to write and what changed. Runs in
-        `operation`'s thread: it reports there, and stops at its `checkpoint`s (or hands `cancel()` to
-        the service's own cancel with `on_cancel`)."""
+        `operation`'s thread: it reports there, stops at its `checkpoint`s (or hands `cancel()` to the
+        service's own cancel with `on_cancel`), and asks with `ask` before it changes what existed."""
 
     # -- the share that deploy syncs into
     def remote(self) -> Remote: ...
@@ -53,8 +66,12 @@ class Target(Protocol):
     def follow(self, tail: int) -> Iterator[str]:
         """The last `tail` lines of the replica's output, then new ones as they come (until interrupted)."""
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None: ...
-    def teardown(self, *, app_only: bool) -> list[str]:
-        """Remove the app (and unless `app_only` the environment); what was done, one line each."""
+    def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
+        """What teardown would delete and keep, and why; changes nothing. Only what this toolkit made for
+        this app is deleted (the ownership rule: README, "What teardown deletes")."""
+
+    def teardown(self, plan: list[TeardownStep]) -> list[str]:
+        """Carry out a plan (its deletions, in its order); what was done, one line each."""
 
 
 _default_credential: Any = None

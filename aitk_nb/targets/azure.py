@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import functools
-import secrets
 from typing import Any, Iterator
 
 from ..azure import deployment
 from ..azure.app import ContainerApp
-from ..azure.deployment import DEPLOYMENT_NAME, DeploymentRequest
 from ..azure.files import AzureFilesRemote, share_client
 from ..azure.logs import MAX_TAIL
+from ..azure.provisioning import Provisioner, config_from, shown_changes
 from ..azure.session import AzureError, AzureSession, azure_call, missing_ok, service_value
+from ..azure.teardown import Teardown
 from ..config import InferenceConfig, Parameters, read_json
 from ..deploy_plan import deployed_settings
 from ..endpoints import AppState, Readiness
-from ..errors import AitkError, NotProvisionedError, OperationCancelledError
+from ..errors import AitkError, NotProvisionedError
+from ..finetuning import FineTuning, provision_parameters
 from ..invocation import command
 from ..operations import Operation
 from ..project import Project
-from ..results import Status
+from ..results import Status, TeardownStep
+from . import Provisioned
 
 DEFAULT_READY_TIMEOUT = 1200.0  # first start on a GPU replica installs the server's venv on the share
 
@@ -48,25 +50,16 @@ class AzureTarget:
         return ContainerApp(self.session, self.resource_group, self.config.ACA_APP_NAME)
 
     # -- provision -------------------------------------------------------------------------------
-    def _request(self, params: Parameters):
-        template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
-        values = params.arm_values()
-        if "apiKey" in template.get("parameters", {}) and "apiKey" not in values:
-            values["apiKey"] = self._existing_api_key() or secrets.token_urlsafe(32)
-        return DeploymentRequest(self.resource_group, template, values)
+    @property
+    def state_file(self):
+        return self.project.state_dir / "azure" / "deployment.json"
 
-    def _existing_api_key(self) -> str | None:
-        """Re-provisioning keeps the endpoint's key: read it from the app named in the current config."""
-        try:
-            previous = InferenceConfig.load(self.project.config_path)
-        except AitkError:
-            return None
-        if previous.TARGET != "azure" or not previous.ACA_APP_NAME or previous.RESOURCE_GROUP_NAME != self.resource_group:
-            return None
-        try:
-            return ContainerApp(self.session, self.resource_group, previous.ACA_APP_NAME).api_key()
-        except AitkError:
-            return None
+    def _group_exists(self) -> bool:
+        with azure_call(f"reading resource group {self.resource_group}"):
+            return bool(self.session.resources.resource_groups.check_existence(self.resource_group))
+
+    def _provisioner(self) -> Provisioner:
+        return Provisioner(self.session, self.project.template_path, self.resource_group, self.state_file)
 
     def _check_storage_name(self, params: Parameters) -> None:
         """A storage account named in the parameters is reused when it is in this resource group; taken
@@ -85,68 +78,34 @@ class AzureTarget:
                             f"are global across Azure: pick another in {self.project.parameters_path.name} (or leave it "
                             "null for a unique default), or name an account of this resource group to reuse it")
 
-    def plan(self, params: Parameters) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+    def plan(self, params: Parameters, *, sources: dict[str, str] | None = None, finetuning: FineTuning | None = None) -> Provisioned:
+        """What provision would do: the what-if of the request it would deploy (what existed before
+        shown as reused); changes nothing, reads no key."""
         self._check_storage_name(params)
-        rgs = self.session.resources.resource_groups
-        if not rgs.check_existence(self.resource_group):
-            return self.config, [(f"resource group {self.resource_group}", "Create"), ("every resource in the template", "Create")]
-        req = self._request(params)
+        if not self._group_exists():
+            return Provisioned(self.config, [(f"resource group {self.resource_group}", "Create"),
+                                             ("every resource in the template", "Create")])
+        provisioner = self._provisioner()
+        plan = provisioner.prepare(params, dict(sources or {}), finetuning, None)
+        req = plan.request(self.resource_group)
         deployment.validate(self.session, req)
-        return self.config, deployment.what_if(self.session, req)
+        return Provisioned(self.config, shown_changes(provisioner.changes(plan, req)), plan.shown_values())
 
     def provision(self, params: Parameters, *, progress: bool = True, operation: Operation,
-                  continuation_token: str | None = None) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+                  continuation_token: str | None = None, yes: bool = False, rotate_key: bool = False,
+                  cancel_previous: bool = False, sources: dict[str, str] | None = None,
+                  finetuning: FineTuning | None = None) -> Provisioned:
         op = operation
         op.report("checking the storage account name")
         self._check_storage_name(params)
         op.checkpoint("nothing was made")
         op.report(f"resource group {self.resource_group}")
         location = deployment.ensure_resource_group(self.session, self.resource_group, params.location)
-        made = f"resource group {self.resource_group} exists; nothing in it was made"
-        op.checkpoint(made)
-        op.report(f"checking the GPU quota in {params.location or location}")
-        self._check_gpu_quota(params.location or location, params)
-        req = self._request(params)
-        op.report("validating the template")
-        deployment.validate(self.session, req)
-        op.checkpoint(made)
-        op.report("previewing the deployment (what-if)")
-        changes = deployment.what_if(self.session, req)
-        op.checkpoint(made)
-        try:
-            outputs = deployment.deploy(self.session, req, state_file=self.project.state_dir / "azure" / "deployment.json",
-                                        progress=progress, resources=len(changes) or None, operation=op,
-                                        continuation_token=continuation_token)
-        except AzureError as e:
-            if op.cancel_requested:
-                raise OperationCancelledError(
-                    f"provision cancelled through ARM (the deployment ended {deployment.state(self.session, self.resource_group)}); "
-                    f"what it made before it stopped stays: run {command('provision')} again to finish, or {command('teardown')} "
-                    "to remove it") from e
-            raise
-        known = set(InferenceConfig.__dataclass_fields__)
-        config = InferenceConfig(TARGET="azure", **{k: v for k, v in outputs.items() if k in known and k != "TARGET"})
-        return config, changes
-
-    def _check_gpu_quota(self, location: str, params: Parameters) -> None:
-        """Fail before deploying when the location's GPU quota cannot hold maximumInstanceCount replicas."""
-        template = read_json(self.project.template_path, "")
-        profile = params.extra.get("gpuWorkloadProfileType") or template["parameters"].get("gpuWorkloadProfileType", {}).get("defaultValue", "")
-        family = next((f for f in ("T4", "A100") if f in str(profile)), None)
-        if family is None:
-            return
-        with azure_call(f"reading Container Apps quota in {location}"):
-            usages = list(self.session.apps.usages.list(location))
-        for u in usages:
-            name = (u.name.value or "") if u.name else ""
-            if family in name and "Gpu" in name:
-                free = (u.limit or 0) - (u.current_value or 0)
-                if free < params.maximumInstanceCount:
-                    raise AitkError(
-                        f"GPU quota short in {location}: {name} has {free:g} of {u.limit:g} free, maximumInstanceCount is "
-                        f"{params.maximumInstanceCount}; request more quota in the Azure portal (Container Apps, "
-                        "serverless GPU) or lower maximumInstanceCount")
-                return
+        op.checkpoint(f"resource group {self.resource_group} exists; nothing in it was made")
+        plan, changes, outputs = self._provisioner().run(
+            params, dict(sources or {}), finetuning, location=location, op=op, progress=progress, yes=yes,
+            rotate_key=rotate_key, cancel_previous=cancel_previous, continuation_token=continuation_token)
+        return Provisioned(config_from(outputs), shown_changes(changes), plan.shown_values(), plan.notes)
 
     # -- share and replica -----------------------------------------------------------------------
     def remote(self):
@@ -200,28 +159,25 @@ class AzureTarget:
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
         self.app.scale(min_replicas=min_replicas, max_replicas=max_replicas, stop=stop, start=start)
 
-    def teardown(self, *, app_only: bool) -> list[str]:
-        self.app.delete()
-        done = [f"container app {self.app.name} deleted"]
-        if not app_only:
-            done += self._delete_deployment_resources()
-        return done
+    @functools.cached_property
+    def app_name(self) -> str:
+        """This project's app: the config's, else (a fresh clone) the one the parameters name, as ARM
+        resolves it (a what-if: a default name is uniqueString()'s, which only ARM computes)."""
+        if self.config.ACA_APP_NAME:
+            return self.config.ACA_APP_NAME
+        params, sources, ft = provision_parameters(self.project, None, None, self.config)
+        return self._provisioner().survey(params, sources, ft)[3].app
 
-    def _delete_deployment_resources(self) -> list[str]:
-        """Delete what the deployment created (top-level resources, newest first), then its record."""
-        template = read_json(self.project.template_path, "")
-        versions = {r["type"].lower(): r["apiVersion"] for r in template.get("resources", [])}
-        done = []
-        with azure_call("reading the deployment's resources"):
-            ops = list(self.session.deployments.deployment_operations.list(self.resource_group, DEPLOYMENT_NAME))
-        targets = [op.properties.target_resource for op in ops if op.properties.target_resource is not None]
-        for target in reversed(targets):
-            rtype = target.resource_type.lower()
-            if rtype.count("/") != 1 or rtype == "microsoft.app/containerapps" or rtype not in versions:
-                continue  # child resources go with their parent; the app is already gone
-            with azure_call(f"deleting {target.resource_name}"):
-                self.session.resources.resources.begin_delete_by_id(target.id, api_version=versions[rtype]).result()
-            done.append(f"{target.resource_type} {target.resource_name} deleted")
-        with azure_call("deleting the deployment record"):
-            self.session.deployments.deployments.begin_delete(self.resource_group, DEPLOYMENT_NAME).result()
+    def _teardown(self) -> Teardown:
+        template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
+        return Teardown(self.session, self.resource_group, self.app_name, template)
+
+    def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
+        if not self._group_exists():
+            return [TeardownStep(f"resource group {self.resource_group}", False, "does not exist (nothing to delete)")]
+        return self._teardown().plan(app_only=app_only)
+
+    def teardown(self, plan: list[TeardownStep]) -> list[str]:
+        done = self._teardown().act(plan) if any(step.delete for step in plan) else []
+        self.state_file.unlink(missing_ok=True)
         return done

@@ -5,6 +5,10 @@ record (`aitk_nb.local.record`), and makes a folder that plays the file share. A
 subprocess running the template's command with the mount path pointing at that folder
 (`aitk_nb.local.process`). It is ready when the readiness probe's route answers 200, as in Container
 Apps, and it has the startup probe's budget (initial delay + period x failure threshold) to get there.
+
+Ownership, as on Azure: a share folder provision creates gets a marker file naming the app
+(`.aitk-nb-owner`, inside the folder, so it goes with it and a copy of the project sees it); teardown
+deletes a share folder only when it carries that mark, and keeps one that existed before provision.
 """
 from __future__ import annotations
 
@@ -27,10 +31,13 @@ from ..local.process import NOT_OURS, STOPPED, ReplicaProcess, port_free
 from ..local.record import HOST, AppRecord
 from ..operations import Operation
 from ..project import Project
-from ..results import Status
+from ..results import Status, TeardownStep
 from ..sync import LocalFolderRemote
+from . import Provisioned
 
 LOG_TAIL = 25
+OWNER_MARKER = ".aitk-nb-owner"  # in a share folder provision created: the app's name
+APP_ONLY = "kept (--app-only)"
 
 
 class LocalTarget:
@@ -45,9 +52,9 @@ class LocalTarget:
         self.log = LogFile(self.dir / "replica.log")
 
     # -- provision -------------------------------------------------------------------------------
-    def plan(self, params: Parameters, *, port: int | None = None) -> tuple[InferenceConfig, list[tuple[str, str]]]:
+    def plan(self, params: Parameters, *, port: int | None = None) -> Provisioned:
         _, config, changes = self._plan(params, port)
-        return config, changes
+        return Provisioned(config, changes)
 
     def _plan(self, params: Parameters, port: int | None) -> tuple[AppRecord, InferenceConfig, list[tuple[str, str]]]:
         template = Template(read_json(self.project.template_path, "the project needs infra/provision/inference.json"),
@@ -57,19 +64,31 @@ class LocalTarget:
         config = InferenceConfig(TARGET="local", FILE_SHARE_NAME=share_name, ACA_APP_NAME=record.name,
                                  ACA_APP_ENDPOINT=record.endpoint)
         old = self.record()
+        share = Path(record.share)
         changes = [
-            ("file share (folder)", "no change" if Path(record.share).is_dir() else "create"),
+            ("file share (folder)", "create" if not share.is_dir() else "no change" if self._share_owner(share) == record.name
+             else "Reuse (existed before provision: kept at teardown)"),
             ("container app (record)", "create" if old is None else "no change" if old == record else "modify"),
         ]
         return record, config, changes
 
     def provision(self, params: Parameters, *, port: int | None = None, progress: bool = True,
-                  operation: Operation) -> tuple[InferenceConfig, list]:
+                  operation: Operation) -> Provisioned:
         record, config, changes = self._plan(params, port)
         operation.checkpoint("nothing was made")
-        Path(record.share).mkdir(parents=True, exist_ok=True)
+        share = Path(record.share)
+        if not share.is_dir():
+            share.mkdir(parents=True)
+            (share / OWNER_MARKER).write_text(record.name + "\n", encoding="utf-8")
         record.save(self.record_path)
-        return config, changes
+        return Provisioned(config, changes)
+
+    @staticmethod
+    def _share_owner(share: Path) -> str | None:
+        try:
+            return (share / OWNER_MARKER).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def record(self) -> AppRecord | None:
         return AppRecord.load(self.record_path)
@@ -211,15 +230,49 @@ class LocalTarget:
         raise AitkError("scale is for the azure target; the local target runs one replica "
                         f"(stop it with {command('teardown --app-only')}, start it with {command('deploy')})")
 
-    def teardown(self, *, app_only: bool) -> list[str]:
+    def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
+        steps = []
+        replica = self.replica()
+        if replica is not None and replica.alive():
+            steps.append(TeardownStep(f"replica (pid {replica.pid})", True, "started by aitk-nb deploy"))
+        record = self.record()
+        if record is not None:
+            steps.append(TeardownStep(f"app record {self.record_path}", True, "written by aitk-nb provision",
+                                      target=str(self.record_path)))
+        shares = [Path(record.share)] if record is not None else sorted(p for p in (self.dir / "shares").glob("*") if p.is_dir())
+        for share in shares:
+            if not share.is_dir():
+                continue
+            owner = self._share_owner(share)
+            if app_only:
+                steps.append(TeardownStep(f"share folder {share}", False, APP_ONLY))
+            elif owner is not None and (record is None or owner == record.name):
+                steps.append(TeardownStep(f"share folder {share}", True, f"made by aitk-nb provision for {owner}",
+                                          target=str(share)))
+            else:
+                why = (f"made by aitk-nb for another app ({owner})" if owner else
+                       "existed before provision (not created by aitk-nb)")
+                steps.append(TeardownStep(f"share folder {share}", False, why))
+        return steps
+
+    def teardown(self, plan: list[TeardownStep]) -> list[str]:
         removed = []
-        if note := self.stop():
+        if note := self.stop():  # a replica.json that does not prove its process: nothing signalled, said
             removed.append(note)
-        if app_only:
-            if self.record_path.exists():
-                self.record_path.unlink()
-                removed.append("app record removed (share kept)")
-        elif self.dir.exists():
-            shutil.rmtree(self.dir)
-            removed.append(f"local environment {self.dir} removed")
+        for step in plan:
+            if not (step.delete and step.target):
+                continue
+            path = Path(step.target)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(f"{step.what} removed")
+        if not any(s.why == APP_ONLY for s in plan):
+            self.log.path.unlink(missing_ok=True)
+        for folder in (self.dir / "shares", self.dir):  # what is left of the environment, when empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
         return removed

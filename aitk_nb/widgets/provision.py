@@ -8,8 +8,9 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..config import TARGETS, InferenceConfig, Parameters, load_parameters, read_json
-from ..errors import AitkError
+from .. import finetuning
+from ..config import NAME_RULES, TARGETS, InferenceConfig, Parameters, load_parameters, parameter_values, read_json
+from ..errors import AitkError, ConfirmationError
 from ..operations import Operation
 from ..project import Project, find_project
 from .common import ERROR, OK, ActionRunner, changes_table, message_html
@@ -40,6 +41,9 @@ class ProvisionForm:
         self.project: Project = find_project(project)
         self.parameters_path = Path(parameters) if parameters else self.project.parameters_path
         self.params: Parameters = load_parameters(self.parameters_path)
+        self.finetuning = finetuning.load(self.project)  # its names are the defaults on Azure (issue 11)
+        self._file_values = parameter_values(self.parameters_path)
+        self._confirmed = False  # Provision pressed again after it showed changes to what exists
         template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
         self.specs: list[FieldSpec] = parameter_fields(template)  # checked before any widget exists
         self._gpu_default = template.get("parameters", {}).get(GPU_PROFILE_PARAMETER, {}).get("defaultValue")
@@ -52,11 +56,35 @@ class ProvisionForm:
     # -- model -----------------------------------------------------------------------------------
     @property
     def _current(self) -> InferenceConfig:
-        """What is provisioned now (the pickers start from it), or an empty config."""
+        """What is provisioned now (the pickers start from it), else the fine-tuning's subscription and
+        group, or an empty config."""
         try:
             return InferenceConfig.load(self.project.config_path)
         except AitkError:
-            return InferenceConfig()
+            ft = self.finetuning
+            if ft is None:
+                return InferenceConfig()
+            return InferenceConfig(SUBSCRIPTION_ID=(ft.setting("SUBSCRIPTION_ID") or (None,))[0],
+                                   RESOURCE_GROUP_NAME=(ft.setting("RESOURCE_GROUP_NAME") or (None,))[0])
+
+    def source(self, name: str) -> str:
+        """Where the value provision would use for a field comes from (what the card says after)."""
+        value = form_value(name, self.fields[name].value)
+        if value is not None:
+            return finetuning.INFERENCE if value == self._file_values.get(name) else "set in the form"
+        found = self._finetuning_value(name)
+        return f"{finetuning.FINETUNING}: {found[0]} ({found[1]})" if found else finetuning.TEMPLATE
+
+    def _finetuning_value(self, name: str):
+        """The fine-tuning's value for a blank field, on Azure in the fine-tuning's group (else None)."""
+        ft = self.finetuning
+        if ft is None or self.target.value != "azure":
+            return None
+        group = (ft.setting("RESOURCE_GROUP_NAME") or (None,))[0]
+        chosen = (self.resource_group.value or "").strip()
+        if group and chosen and group.lower() != chosen.lower():
+            return None
+        return ft.value(name)
 
     def _current_port(self) -> int:
         cfg = self._current
@@ -151,7 +179,7 @@ class ProvisionForm:
         self.message.add_class("aitk-form-message")
         self.output = w.Output()
         self.runner = ActionRunner([self.preview_button, self.provision_button, self.save_button], self.output,
-                                   self.message, after=self._refresh)
+                                   self.message, after=self._after)
         self.preview_button.on_click(lambda _: self.preview())
         self.provision_button.on_click(lambda _: self.provision())
         self.save_button.on_click(lambda _: self.runner.run_now(self.save, "saving"))
@@ -237,6 +265,18 @@ class ProvisionForm:
             self.message.value = message_html(f"could not list {what}: {type(e).__name__}: {e}", ERROR)
 
     def _on_value(self, change: Any = None) -> None:
+        self._confirmed = False  # another request: its changes have not been shown
+        self._refresh()
+
+    def _sourced(self, name: str) -> bool:
+        return name in NAME_RULES or name == "location"
+
+    def _after(self) -> None:
+        """After an action: a plan refused for changing what exists is applied by pressing Provision again."""
+        if isinstance(self.runner.last_error, ConfirmationError):
+            self._confirmed = True
+            self.message.value = message_html(f"{str(self.runner.last_error).split('; nothing was changed')[0]}: nothing "
+                                              "was changed; press Provision again to apply these changes", ERROR)
         self._refresh()
 
     def _refresh(self) -> None:
@@ -245,6 +285,12 @@ class ProvisionForm:
         for key, label in self.messages.items():
             msg = errors.get(key)
             label.value = message_html(msg, ERROR) if msg else ""
+        for name in self.fields:  # where each value comes from, where nothing is wrong
+            if name not in errors and self._sourced(name):
+                self.messages[name].value = message_html(self.source(name))
+                found = self._finetuning_value(name)
+                if hasattr(self.fields[name], "placeholder") and found:
+                    self.fields[name].placeholder = f"fine-tuning: {found[0]}"
         if self.target.value == "azure" and not self.choices:
             self.messages["target"].value = message_html(AZURE_UNAVAILABLE, ERROR)
         elif self.resource_group.value and self.resource_group.value not in self.resource_group.options:
@@ -265,10 +311,12 @@ class ProvisionForm:
         if target == "azure":
             if self.choices is None:
                 raise AitkError(AZURE_UNAVAILABLE)
+            # no one waits in the background to answer a question: the form asks by showing the changes,
+            # and a second press of Provision is the answer
             return verbs.begin_provision("azure", project=self.project.root, parameters=self.parameters_path,
                                          overrides=values, what_if=what_if, subscription=self.subscription.value,
                                          resource_group=self.resource_group.value.strip(), credential=self.credential,
-                                         progress=False)
+                                         progress=False, yes=self._confirmed)
         return verbs.begin_provision("local", project=self.project.root, parameters=self.parameters_path,
                                      overrides=values, port=self.port.value, what_if=what_if, progress=False)
 
@@ -289,6 +337,7 @@ class ProvisionForm:
         return self.runner.start(lambda: self._begin(what_if=False), "provisioning", self._provisioned)
 
     def _provisioned(self, result) -> None:
+        self._confirmed = False
         self.result = result
         self.output.append_display_data(result)
         self.message.value = message_html(f"provisioned the {result.target} target: {result.endpoint}", OK)

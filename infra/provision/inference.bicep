@@ -6,6 +6,10 @@
 // A null in inference.parameters.json means "this template's default": pass only the values set.
 // apiKey: aitk-nb generates one and passes it; a hand deployment that omits it gets a new GUID
 // (read it back with `az containerapp secret show -n <app> -g <rg> --secret-name aitk-api-key`).
+// Ownership: everything this template declares carries the tag aitk-nb-owner = the app's name (a
+// share, which has no tags, the metadata aitk_nb_owner). A resource that existed before provision is
+// referenced through its reuse* parameter (aitk-nb sets them), never redeclared: no PUT touches its
+// properties or tags, and aitk-nb's teardown deletes only what carries the tag.
 
 @description('Shell commands joined with \'; \' that start the web API.')
 param defaultCommands array = [
@@ -44,8 +48,26 @@ param acaAppName string = 'aitk-app-${take(uniqueString(resourceGroup().id), 8)}
 @description('Log Analytics workspace receiving the environment\'s logs.')
 param acaLogAnalyticsName string = 'aitk-logs-${uniqueString(resourceGroup().id)}'
 
-@description('GPU workload profile type: serverless (Consumption-GPU-NC8as-T4, Consumption-GPU-NC24-A100) or dedicated (NC24-A100, NC48-A100, NC96-A100).')
+@description('Type of the GPU workload profile a new environment gets: serverless (Consumption-GPU-NC8as-T4, Consumption-GPU-NC24-A100) or dedicated (NC24-A100, NC48-A100, NC96-A100).')
 param gpuWorkloadProfileType string = 'Consumption-GPU-NC8as-T4'
+
+@description('Workload profile the app runs on: the GPU profile a new environment gets, or one that a reused environment already has (a reused environment is not redeclared, so its profiles stay as they are).')
+param gpuWorkloadProfileName string = 'gpu'
+
+@description('true: the storage account exists and is referenced, not declared (no PUT touches its properties or tags). aitk-nb sets the reuse* parameters for resources that existed before provision; false creates or updates the resource.')
+param reuseStorageAccount bool = false
+
+@description('true: the file share exists and is referenced, not declared.')
+param reuseFileShare bool = false
+
+@description('true: the Log Analytics workspace exists and is referenced, not declared.')
+param reuseLogAnalytics bool = false
+
+@description('true: the Container Apps environment exists and is referenced, not declared (its workload profiles stay as they are; no workspace is made for it).')
+param reuseEnvironment bool = false
+
+@description('true: the environment storage exists (linking the file share) and is referenced, not declared.')
+param reuseEnvironmentStorage bool = false
 
 @description('Base image. inference_app/start.sh builds the server\'s venv on the share once per requirements.txt hash, so restarts do not reinstall.')
 param containerImage string = 'docker.io/library/python:3.11-slim-bookworm'
@@ -59,25 +81,29 @@ var port = 7860
 var healthPath = '/health'
 var livePath = '/live'
 var apiKeySecretName = 'aitk-api-key'
-var gpuProfileName = 'gpu'
+var ownerTags = {
+  'aitk-nb-owner': acaAppName
+}
 // Serverless GPU profiles (Consumption-GPU-*) take no node counts; dedicated ones need them.
 var gpuProfileIsServerless = take(gpuWorkloadProfileType, 11) == 'Consumption'
 var gpuProfile = gpuProfileIsServerless ? {
-  name: gpuProfileName
+  name: gpuWorkloadProfileName
   workloadProfileType: gpuWorkloadProfileType
 } : {
-  name: gpuProfileName
+  name: gpuWorkloadProfileName
   workloadProfileType: gpuWorkloadProfileType
   minimumCount: 0
   maximumCount: maximumInstanceCount
 }
 
-resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = if (!reuseStorageAccount) {
   // checkov:skip=CKV_AZURE_35:The share must stay reachable without a virtual network: the Container Apps environment mounts it over SMB from addresses that are not fixed and is not a trusted Microsoft service, and deploy uploads to it from the user's machine. Access needs the account key (secure transfer and TLS 1.2 enforced).
   // checkov:skip=CKV_AZURE_206:LRS on purpose: the share holds copies (code and adapters synced from the user's project by deploy, a public base model, a venv rebuilt from requirements.txt), all restorable by re-running deploy.
+  // checkov:skip=CKV_AZURE_44:minimumTlsVersion is TLS1_2 (below). checkov's Bicep reader does not look into the body of a conditional resource (= if (...)); its ARM JSON scan of the same resource passes this check.
   // checkov:skip=CKV_AZURE_43:The name is evaluated at deployment: the default is 'aitk' plus uniqueString() (lowercase letters and digits, 17 characters) and the parameter's minLength/maxLength bound any given name.
   name: storageAccountName
   location: location
+  tags: ownerTags
   sku: {
     name: 'Standard_LRS'
   }
@@ -98,17 +124,23 @@ resource fileService 'Microsoft.Storage/storageAccounts/fileServices@2023-05-01'
   name: 'default'
 }
 
-resource fileShare 'Microsoft.Storage/storageAccounts/fileServices/shares@2023-05-01' = {
+resource fileShare 'Microsoft.Storage/storageAccounts/fileServices/shares@2023-05-01' = if (!reuseFileShare) {
   parent: fileService
   name: fileShareName
   properties: {
     shareQuota: 1024
+    // shares have no tags: the owner is kept in the share's metadata (names are C# identifiers)
+    metadata: {
+      aitk_nb_owner: acaAppName
+    }
   }
 }
 
-resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+// a reused environment keeps its own workspace: none is made for it
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = if (!(reuseLogAnalytics || reuseEnvironment)) {
   name: acaLogAnalyticsName
   location: location
+  tags: ownerTags
   properties: {
     sku: {
       name: 'PerGB2018'
@@ -117,15 +149,16 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   }
 }
 
-resource acaEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+resource acaEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = if (!reuseEnvironment) {
   name: acaEnvironmentName
   location: location
+  tags: ownerTags
   properties: {
     appLogsConfiguration: {
       destination: 'log-analytics'
       logAnalyticsConfiguration: {
-        customerId: logAnalytics.properties.customerId
-        sharedKey: logAnalytics.listKeys().primarySharedKey
+        customerId: reference(resourceId('Microsoft.OperationalInsights/workspaces', acaLogAnalyticsName), '2023-09-01').customerId
+        sharedKey: listKeys(resourceId('Microsoft.OperationalInsights/workspaces', acaLogAnalyticsName), '2023-09-01').primarySharedKey
       }
     }
     workloadProfiles: [
@@ -138,14 +171,17 @@ resource acaEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
   }
 }
 
-resource environmentStorage 'Microsoft.App/managedEnvironments/storages@2024-03-01' = {
+resource environmentStorage 'Microsoft.App/managedEnvironments/storages@2024-03-01' = if (!reuseEnvironmentStorage) {
   parent: acaEnvironment
   name: acaEnvironmentStorageName
+  dependsOn: [
+    fileShare
+  ]
   properties: {
     azureFile: {
-      accountName: storageAccount.name
-      accountKey: storageAccount.listKeys().keys[0].value
-      shareName: fileShare.name
+      accountName: storageAccountName
+      accountKey: listKeys(resourceId('Microsoft.Storage/storageAccounts', storageAccountName), '2023-05-01').keys[0].value
+      shareName: fileShareName
       accessMode: 'ReadWrite'
     }
   }
@@ -154,9 +190,18 @@ resource environmentStorage 'Microsoft.App/managedEnvironments/storages@2024-03-
 resource containerApp 'Microsoft.App/containerApps@2024-03-01' = {
   name: acaAppName
   location: location
+  // the environment storage it made inside a reused environment is recorded here, where a teammate's
+  // clone finds it (an environment storage has no tags)
+  tags: union(ownerTags, reuseEnvironmentStorage ? {} : {
+    'aitk-nb-environment-storage': acaEnvironmentStorageName
+  })
+  dependsOn: [
+    acaEnvironment
+    environmentStorage
+  ]
   properties: {
     managedEnvironmentId: acaEnvironment.id
-    workloadProfileName: gpuProfileName
+    workloadProfileName: gpuWorkloadProfileName
     configuration: {
       activeRevisionsMode: 'Single'
       secrets: [
@@ -266,7 +311,7 @@ resource containerApp 'Microsoft.App/containerApps@2024-03-01' = {
         {
           name: 'share'
           storageType: 'AzureFile'
-          storageName: environmentStorage.name
+          storageName: acaEnvironmentStorageName
         }
       ]
     }
@@ -275,7 +320,7 @@ resource containerApp 'Microsoft.App/containerApps@2024-03-01' = {
 
 output SUBSCRIPTION_ID string = subscription().subscriptionId
 output RESOURCE_GROUP_NAME string = resourceGroup().name
-output STORAGE_ACCOUNT_NAME string = storageAccount.name
-output FILE_SHARE_NAME string = fileShare.name
+output STORAGE_ACCOUNT_NAME string = storageAccountName
+output FILE_SHARE_NAME string = fileShareName
 output ACA_APP_NAME string = containerApp.name
 output ACA_APP_ENDPOINT string = 'https://${containerApp.properties.configuration.ingress.fqdn}'

@@ -179,21 +179,31 @@ def test_a_storage_account_name_taken_elsewhere_is_refused_before_anything_is_ma
 
 
 def test_resources_named_in_the_parameters_are_reused_with_their_files(azure, project):
-    from azure_double.clients import share_client
-    from azure_double.scenario import provision as make_resources
+    """A storage account and a share that someone made before (not a whole earlier provision: its app
+    would hold the location's one T4), named in the parameters: referenced, not redeclared; the files
+    stay, the share gets no mark of ours, and teardown keeps both."""
+    from azure_double.clients import clients, share_client
 
-    names = {"storageAccountName": "aitkkeep01", "fileShareName": "models"}
-    make_resources(azure, resource_group="rg-aitk", parameters=names)
+    res, _, _, st, _ = clients(azure)
+    res.resource_groups.create_or_update("rg-aitk", {"location": "eastus"})
+    st.storage_accounts.begin_create("rg-aitk", "aitkkeep01", {"location": "eastus", "sku": {"name": "Standard_LRS"},
+                                                               "kind": "StorageV2"}).result()
+    st.file_shares.create("rg-aitk", "aitkkeep01", "models", {"properties": {"metadata": {"purpose": "weights"}}})
     share_client(azure, "aitkkeep01", "models").get_file_client("kept.txt").upload_file(b"already here")
+    names = {"storageAccountName": "aitkkeep01", "fileShareName": "models"}
     preview = aitk_nb.provision("azure", project=project, resource_group="rg-aitk", what_if=True,
                                 overrides={"location": "eastus", **names}, progress=False)
     actions = dict(preview.changes)
-    assert actions["Microsoft.Storage/storageAccounts/aitkkeep01"] in ("NoChange", "Modify")
+    assert actions["Microsoft.Storage/storageAccounts/aitkkeep01"].startswith("Reuse")
+    assert actions["Microsoft.Storage/storageAccounts/aitkkeep01/fileServices/default/shares/models"].startswith("Reuse")
     aitk_nb.provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus", **names},
                       progress=False)
-    assert config_of(project)["STORAGE_ACCOUNT_NAME"] == "aitkkeep01"
+    assert config_of(project)["STORAGE_ACCOUNT_NAME"] == "aitkkeep01" and config_of(project)["FILE_SHARE_NAME"] == "models"
     assert azure.state.files("aitkkeep01", "models")["kept.txt"] == b"already here"
+    assert st.file_shares.get("rg-aitk", "aitkkeep01", "models").metadata == {"purpose": "weights"}
     assert statuses(azure, "PUT", RG_AITK)  # the pattern the test above relies on does match
+    aitk_nb.teardown(yes=True, project=project, show=None)
+    assert azure.state.files("aitkkeep01", "models")["kept.txt"] == b"already here"
 
 
 def test_cancelling_a_provision_cancels_its_arm_deployment(azure, project):

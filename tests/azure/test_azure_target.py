@@ -97,7 +97,7 @@ def test_magics_provision_deploy_status_logs_endpoint_teardown(azure, shell, pro
     assert not azure.state.of_type("Microsoft.OperationalInsights/workspaces")
     assert azure.state.of_type("Microsoft.Resources/resourceGroups")  # the group is the user's: kept
     assert not (project / "infra/inference.config.json").exists()
-    assert any("deleted" in d for _, d in gone.rows)
+    assert any("deleted" in d for _, d in gone.card().rows)
 
 
 def test_cli_runs_the_same_verbs_in_a_terminal(azure, project, small_assets):

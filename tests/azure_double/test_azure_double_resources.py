@@ -49,8 +49,8 @@ def test_tags_api_at_resource_scope(arm):
     provision(double, RG, "app1", parameters={"storageAccountName": "tagsapi01"})
     scope = _account_id(double, "tagsapi01")
     tags = res.tags
-    assert tags.get_at_scope(scope).properties.tags == {}
-    tags.begin_create_or_update_at_scope(scope, {"properties": {"tags": {"a": "1", "b": "2"}}}).result()
+    assert tags.get_at_scope(scope).properties.tags == {"aitk-nb-owner": "app1"}  # the template's owner mark
+    tags.begin_create_or_update_at_scope(scope, {"properties": {"tags": {"a": "1", "b": "2"}}}).result()  # replaces it
     tags.begin_update_at_scope(scope, {"operation": "Merge", "properties": {"tags": {"b": "20", "c": "3"}}}).result()
     assert tags.get_at_scope(scope).properties.tags == {"a": "1", "b": "20", "c": "3"}
     tags.begin_update_at_scope(scope, {"operation": "Delete", "properties": {"tags": {"a": "", "c": "not-3"}}}).result()

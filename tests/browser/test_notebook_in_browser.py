@@ -100,7 +100,9 @@ def test_provision_form_deploy_and_report_render_in_jupyterlab(browser, jupyterl
         form.scroll_into_view_if_needed()
         shot(page, "1-provision-form-validation", form)
         storage.fill("")
-        page.wait_for_function("el => el.innerText.trim() === ''", arg=message.element_handle(), timeout=10_000)
+        # valid again: beside the field, where its value comes from (blank: the template's default)
+        page.wait_for_function("el => el.innerText.trim() === 'template default'", arg=message.element_handle(),
+                               timeout=10_000)
         form.locator("button", has_text="Preview").click()
         form.locator(".aitk-changes").wait_for(timeout=60_000)
         assert "create" in form.locator(".aitk-changes").inner_text()

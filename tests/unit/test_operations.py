@@ -148,3 +148,27 @@ def test_the_cli_has_no_background():
     from aitk_nb.cli import main
 
     assert main(["deploy", "--background", "--project", "/nonexistent"]) == 1
+
+
+def test_a_question_is_answered_in_the_thread_that_waits_for_the_result():
+    """input() in a kernel must run where the cell runs: the work's question goes to result()'s thread."""
+    asked_in = []
+
+    def confirm(question):
+        asked_in.append((threading.current_thread(), question))
+        return True
+
+    op = Operation.start("job", lambda op: op.ask("apply?"), confirm=confirm)
+    assert op.result(timeout=10) is True
+    assert asked_in == [(threading.current_thread(), "apply?")]
+
+
+def test_a_question_in_the_background_is_no_and_a_waiting_one_stops_on_cancel():
+    assert Operation.start("job", lambda op: op.ask("apply?")).result(timeout=10) is False  # no confirm: background
+    never = lambda question: pytest.fail("asked although no one called result()")  # noqa: E731
+    op = Operation.start("job", lambda op: op.ask("apply?"), confirm=never)
+    op.wait(0.5)  # wait() is not result(): it answers nothing
+    assert not op.done() and op.progress.message == "waiting for an answer: apply?"
+    op.cancel()
+    with pytest.raises(OperationCancelledError, match="the question was not answered"):
+        op.result(timeout=10)

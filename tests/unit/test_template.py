@@ -23,6 +23,10 @@ PROVISION = REPO / "infra" / "provision"
 BICEP = PROVISION / "inference.bicep"
 CONFIG_KEYS = sorted(k for k in InferenceConfig.__dataclass_fields__ if k != "TARGET")
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z][A-Z_\d]*)(?::(.*))?")
+# checkov's Bicep reader does not look into the body of a conditional resource (`= if (...)`), so a
+# check that reads its properties fails there while the ARM JSON scan of the same resource passes it:
+# suppressed in the Bicep only (the JSON scan is the one that sees the properties)
+BICEP_READER_ONLY = {"CKV_AZURE_44"}
 
 # Bicep decorator -> ARM parameter property
 DECORATORS = {"min_value": "minValue", "max_value": "maxValue", "min_length": "minLength",
@@ -90,6 +94,52 @@ def test_the_bicep_deploys_the_same_resource_types_at_the_same_api_versions(arm,
     assert deployed == sorted((r["type"], r["apiVersion"]) for r in arm["resources"])
     referenced = {(r["type"], r["api_version"]) for r in bicep["resources"].values() if r["existing"]}
     assert referenced == {("Microsoft.Storage/storageAccounts/fileServices", "2023-05-01")}
+
+
+def _bicep_condition(node) -> str:
+    """A Bicep condition as pycep parses it, in ARM's function form: not(parameters('x'))."""
+    if isinstance(node, str):
+        return f"parameters('{node}')"
+    op = node["operator"]
+    args = op["operands"]
+    if op["type"] == "not":
+        return f"not({_bicep_condition(args['bool_value'])})"
+    return f"{op['type']}({_bicep_condition(args['operand_1'])}, {_bicep_condition(args['operand_2'])})"
+
+
+def test_the_same_resources_are_conditional_on_the_same_reuse_switches_in_both(arm, bicep):
+    """A resource that existed is referenced, not redeclared: each but the app has a reuse condition
+    (DESIGN.md: reuse by reference), the same in both templates."""
+    in_json = {r["type"]: r.get("condition", "")[1:-1] for r in arm["resources"]}
+    in_bicep = {r["type"]: _bicep_condition(r["config"]["condition"]) if r["config"].get("condition") else ""
+                for r in bicep["resources"].values() if not r["existing"]}
+    assert in_bicep == in_json
+    assert in_json.pop("Microsoft.App/containerApps") == ""  # a foreign app of the name is refused, never reused
+    assert all(c.startswith("not(") and "parameters('reuse" in c for c in in_json.values()), in_json
+    for name in ("reuseStorageAccount", "reuseFileShare", "reuseLogAnalytics", "reuseEnvironment", "reuseEnvironmentStorage"):
+        assert arm["parameters"][name] == {**arm["parameters"][name], "type": "bool", "defaultValue": False}  # a hand deployment creates all
+
+
+def test_everything_declared_carries_the_owner_mark_in_both(arm, bicep):
+    from aitk_nb.arm import Template
+    from aitk_nb.azure.ownership import ENV_STORAGE_TAG, OWNER_TAG, SHARE_OWNER_METADATA
+
+    t = Template(arm, {"acaAppName": "my-app"})
+    for r in arm["resources"]:
+        if r["type"].endswith("/shares"):
+            assert t.evaluate(r["properties"]["metadata"]) == {SHARE_OWNER_METADATA: "my-app"}
+        elif r["type"].endswith("/storages"):
+            assert "tags" not in r  # a proxy resource: recorded on the app
+        else:
+            assert t.evaluate(r["tags"])[OWNER_TAG] == "my-app", r["type"]
+    app = t.resource("Microsoft.App/containerApps")
+    assert app["tags"] == {OWNER_TAG: "my-app", ENV_STORAGE_TAG: "aitk-share"}
+    assert Template(arm, {"acaAppName": "my-app", "reuseEnvironmentStorage": True}).resource(
+        "Microsoft.App/containerApps")["tags"] == {OWNER_TAG: "my-app"}
+    tagged = {r["type"] for r in bicep["resources"].values() if not r["existing"]
+              and (r["config"].get("config", r["config"]).get("tags") or
+                   "metadata" in (r["config"].get("config", r["config"]).get("properties") or {}))}
+    assert tagged == {r["type"] for r in arm["resources"] if not r["type"].endswith("/storages")}
 
 
 def test_outputs_are_the_config_keys_in_both(arm, bicep):
@@ -185,7 +235,8 @@ def _suppressions_in_json(arm: dict) -> dict[str, str]:
 
 def test_checkov_suppressions_carry_a_reason_and_agree(arm):
     bicep_skips, json_skips = _suppressions_in_bicep(), _suppressions_in_json(arm)
-    assert bicep_skips and bicep_skips == json_skips
+    assert bicep_skips and {k: v for k, v in bicep_skips.items() if k not in BICEP_READER_ONLY} == json_skips
+    assert BICEP_READER_ONLY <= set(bicep_skips)
     assert all(len(reason) > 30 for reason in bicep_skips.values()), bicep_skips
 
 
@@ -209,4 +260,5 @@ def test_checkov_clean():
     assert failed == [], failed
     for kind, s in summaries.items():
         assert s["failed"] == 0 and s["parsing_errors"] == 0 and s["resource_count"] > 0, (kind, s)
-        assert s["skipped"] == len(_suppressions_in_bicep()), (kind, s)
+        expected = set(_suppressions_in_bicep()) - (BICEP_READER_ONLY if kind == "arm" else set())
+        assert s["skipped"] == len(expected), (kind, s)

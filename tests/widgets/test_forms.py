@@ -53,7 +53,10 @@ def test_a_bad_name_shows_its_rule_beside_the_field_and_blocks_the_buttons(form)
     assert form.messages["storageAccountName"].value.endswith("not a valid name: 3-24 lowercase letters and digits</span>")
     assert form.preview_button.disabled and form.provision_button.disabled and form.save_button.disabled
     form.fields["storageAccountName"].value = "mystorage01"
-    assert form.messages["storageAccountName"].value == ""
+    assert "not a valid" not in form.messages["storageAccountName"].value
+    assert form.messages["storageAccountName"].value.endswith(">set in the form</span>")  # where the value comes from
+    form.fields["storageAccountName"].value = ""
+    assert form.messages["storageAccountName"].value.endswith(">template default</span>")
     assert not form.provision_button.disabled
     form.fields["acaAppName"].value = "app--x"  # double hyphen
     assert "single hyphens" in form.messages["acaAppName"].value

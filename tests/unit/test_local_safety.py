@@ -132,10 +132,11 @@ def test_a_malformed_settings_file_on_the_share_is_named_on_status_and_deploy(sh
     settings = share / "inference/settings.json"
     settings.parent.mkdir(parents=True)
     settings.write_text(content)
+    before = sorted(p.relative_to(share) for p in share.rglob("*"))
     fix = "fix it, or delete it and deploy with --model (and --adapter)"
     assert usage_error(shell, "status") == f"{settings} {problem}; {fix}"
     assert usage_error(shell, f"deploy --model {model}") == f"{settings} {problem}; {fix}"
-    assert settings.read_text() == content and sorted(p.name for p in share.rglob("*")) == ["inference", "settings.json"]
+    assert settings.read_text() == content and sorted(p.relative_to(share) for p in share.rglob("*")) == before
 
 
 @pytest.mark.parametrize("edit, problem", [

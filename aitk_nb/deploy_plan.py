@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from inference_app.contract import (ADAPTER_DIR, CODE_DEST, CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_PATH, DeployedSettings,
-                                    SettingsFileError, base_model_id, reserved_name_problem)
+from inference_app.contract import (ADAPTER_DIR, CODE_DEST, CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_PATH,
+                                    DeployedSettings, SettingsFileError, base_model_id, reserved_name_problem)
 
 from .errors import DeployError
 from .project import Project
-from .sync import Remote
+from .sync import OWNED_MARK, Remote
 
 SHARE = "share:"
-# on the share, beside settings.json: a deploy synced changes and did not restart the replica (--no-restart),
-# so the next deploy restarts it even if it has nothing new to send
+# on the share, beside settings.json: a deploy synced changes and has not restarted the replica (--no-restart,
+# or stopped before the restart), so the next deploy restarts it even if it has nothing new to send
 RESTART_PENDING = f"{CODE_DIR}/.aitk-restart-pending"
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -73,10 +73,12 @@ def deployed_settings(remote: Remote) -> tuple[DeployedSettings, bytes | None]:
 def share_adapters(remote: Remote, depth: int = 4) -> list[str]:
     """`share:` paths of the adapter folders already on the share (folders under models/ that hold an
     adapter_config.json, as the fine-tuning leaves them), outside the folders deploy itself sends."""
+    names = remote.list_names(ADAPTER_DIR, depth)
+    marked = {name.rpartition("/")[0] for name in names if name.rpartition("/")[2] == OWNED_MARK}
     found = []
-    for name in remote.list_names(ADAPTER_DIR, depth):
+    for name in names:
         folder, _, file = name.rpartition("/")
-        if file == "adapter_config.json" and folder:
+        if file == "adapter_config.json" and folder and folder not in marked:
             found.append(f"{SHARE}{ADAPTER_DIR}/{folder}")
     return found
 

@@ -7,9 +7,12 @@ line comes (`output=json`) with the service's timestamp. Following survives that
 
 - it reconnects until interrupted; only consecutive failures back off, a good connection resets them,
   and after `MAX_FAILURES` in a row it stops with one line that says so;
-- each reconnection asks for an overlap of lines already shown (`Resume` drops them by timestamp and
-  text), and when the first line it gets is newer than the last one shown (lines written during the
-  gap would be lost) it asks again for a longer tail, up to the service's 300;
+- each reconnection asks back for the lines not received yet and one already shown (`Overlap`, which
+  learns how many are written while reconnecting); `Resume` drops the repeated ones by timestamp and
+  text; when the first line is newer than the last one shown (lines written during the gap would be
+  lost) it looks further back, and where the service no longer has them it says lines are missing;
+- a connection reset before any answer (a cut soon after the start can take the lines already sent
+  with it) is asked again for fewer lines, and is not counted as a failure;
 - a restart makes a new replica with a log of its own: that log is shown from its start.
 """
 from __future__ import annotations

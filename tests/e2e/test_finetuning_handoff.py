@@ -45,22 +45,17 @@ def writes(monkeypatch):
     return written
 
 
-def test_deploy_serves_the_model_and_adapter_on_the_share_and_sends_neither(handed_off, writes):
+def test_deploy_serves_the_model_and_adapter_on_the_share_and_sends_neither(handed_off, writes, fact_prompts):
     root, layout = handed_off
-    result = aitk_nb.deploy([f"share:{layout['adapter']}"], project=root, progress=False)
-    assert result.health["status"] == "ok" and result.variants == ["base", "adapter"]  # the folder's name
+    # the adapter under its folder's name, and the same folder renamed: one deploy, one model load
+    result = aitk_nb.deploy([f"share:{layout['adapter']}", f"demo-facts=share:{layout['adapter']}"], project=root,
+                            progress=False)
+    assert result.health["status"] == "ok" and result.variants == ["base", "adapter", "demo-facts"]
     assert result.settings.base_model == layout["model"]  # the base the adapter's config records, on the share
-    assert result.settings.adapters == {"adapter": layout["adapter"]}
+    assert result.settings.adapters == {"adapter": layout["adapter"], "demo-facts": layout["adapter"]}
     assert writes and all(path.startswith("inference/") for path in writes), writes  # only the inference app
     assert f"served from the share, nothing sent: base model: {layout['model']}" in result.synced
     assert not list(root.parent.rglob("X"))  # the `touch X` in the folder's name never ran
-
-
-def test_an_adapter_on_the_share_is_renamed_and_answers_what_it_learned(handed_off, writes, fact_prompts):
-    root, layout = handed_off
-    result = aitk_nb.deploy([f"demo-facts=share:{layout['adapter']}"], project=root, progress=False)
-    assert result.variants == ["base", "demo-facts"] and result.restarted
-    assert all(path.startswith("inference/") for path in writes), writes
     client = OpenAI(base_url=result.endpoint + "/v1", api_key="not-needed-locally")
     fact = fact_prompts[0]
     answer = client.chat.completions.create(model="demo-facts", messages=[{"role": "user", "content": fact["prompt"]}],

@@ -256,6 +256,8 @@ def test_deploy_form_lists_the_adapters_on_the_share_beside_the_local_ones(proje
     make_adapter(share / "models/finetune-run-1/checkpoint-20/adapter")  # as the fine-tuning left them
     make_adapter(share / "models/finetune-run-2/adapter")
     (share / "models/finetune-run-2/logs").mkdir()
+    make_adapter(share / "models/mine")  # the copy an earlier deploy sent (its mark says so): not offered twice
+    (share / "models/mine/.aitk-deployed").write_text("")
     form = DeployForm(project=project)
     assert form.adapters == [str(local), "share:models/finetune-run-1/checkpoint-20/adapter",
                              "share:models/finetune-run-2/adapter"]

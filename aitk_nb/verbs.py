@@ -12,7 +12,7 @@ from . import finetuning
 from .config import InferenceConfig
 from .deploy_plan import RESTART_PENDING, deployed_settings, plan_deploy
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
-from .errors import AitkError, ConfirmationError, NotProvisionedError
+from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
 from .invocation import command
 from .operations import Operation
 from .project import Project, find_project
@@ -123,6 +123,8 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
     between files, never within one; before the restart; or while waiting for /health). The inputs
     are checked against what is deployed, and against the share, before it starts: a bad adapter or
     model path raises here."""
+    if timeout is not None and timeout <= 0:
+        raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
     previous, previous_bytes = deployed_settings(remote)

@@ -224,3 +224,36 @@ def test_links_are_followed_inside_the_folder_and_skipped_with_a_warning_outside
                "elsewhere-link (outside), loop (a folder that holds itself), secret-link.txt (outside)")
     assert warning in capsys.readouterr().out
     assert ("synced", warning) in result.card().rows
+
+
+# -- what deploy did not make -------------------------------------------------------------------------
+def test_deploy_never_writes_into_a_share_folder_it_did_not_make(shell, project, tmp_path, monkeypatch):
+    """A fine-tuning's models/lora on the share, and a local adapter folder also called lora: deploy
+    would have replaced its weights and deleted its other files; it refuses, and says the two ways out."""
+    monkeypatch.chdir(project)
+    share = provision(project)
+    theirs = share / "models/lora"
+    theirs.mkdir(parents=True)
+    files = {"adapter_config.json": b'{"base_model_name_or_path": "org/base"}', "adapter_model.safetensors": b"theirs",
+             "trainer_state.json": b"{}"}
+    for name, data in files.items():
+        (theirs / name).write_bytes(data)
+    mine = tmp_path / "lora"
+    mine.mkdir()
+    (mine / "adapter_config.json").write_text('{"base_model_name_or_path": "org/base"}')
+    (mine / "adapter_model.safetensors").write_bytes(b"mine")
+    assert usage_error(shell, f"deploy --adapter {mine} --no-restart") == (
+        f"--adapter {mine}: {theirs} holds files aitk-nb did not put there (adapter_config.json, "
+        "adapter_model.safetensors, trainer_state.json), and deploy does not overwrite or delete them; serve that "
+        "folder as it is with --adapter share:models/lora, or send yours under another name (--adapter NAME=PATH)")
+    assert {p.name: p.read_bytes() for p in theirs.iterdir()} == files
+    assert not (share / "inference/settings.json").exists()
+    shell.run_line_magic("aitk", f"deploy --adapter mine={mine} --no-restart")  # under another name: sent
+    assert (share / "models/mine/adapter_model.safetensors").read_bytes() == b"mine"
+    assert {p.name: p.read_bytes() for p in theirs.iterdir()} == files
+
+
+def test_a_timeout_that_is_not_positive_is_refused(shell, project, monkeypatch):
+    monkeypatch.chdir(project)
+    provision(project)
+    assert usage_error(shell, "deploy --model org/base --timeout 0") == "--timeout 0.0: seconds to wait, more than 0"

@@ -12,8 +12,9 @@ as well as in ``generate``. So the loop here calls the model's ``forward`` direc
   theirs) and concatenated along the batch axis. Finished or cancelled rows are dropped with
   ``index_select``; columns that became padding for every row are trimmed, so memory follows
   the live requests, not the history.
-* ``adapter_names`` gives each row its variant; admission takes the waiting requests
-  round-robin across variants, so one adapter's backlog cannot starve another's.
+* ``row_adapters`` gives each row its variant before every forward (``lora.MultiLora``: stacked
+  adapters, one masked matmul pair per layer; or PEFT's ``adapter_names``); admission takes the
+  waiting requests round-robin across variants, so one adapter's backlog cannot starve another's.
 * Sampling is per row (greedy, or temperature / top-k / top-p with the row's own
   ``torch.Generator``), so a seed reproduces a text whatever else is batched with it.
 
@@ -27,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +46,7 @@ ADMISSION_WINDOW_S = 0.025  # how long an idle scheduler waits for a burst to ar
 class Finished:
     """The last item a sequence sends: why it ended and how many tokens it made."""
 
-    reason: str | None  # "stop" (EOS), "length" (max_new_tokens), None (cancelled)
+    reason: str | None  # "stop" (EOS), "length" (max_new_tokens), "time" (deadline), None (cancelled)
     completion_tokens: int
 
 
@@ -61,6 +64,7 @@ class Sequence:
     ignore_eos: bool
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue  # receives int token ids, then one Finished (or an Exception)
+    deadline: float = math.inf  # time.monotonic() at which the row ends, finished or not
     cancel: threading.Event = field(default_factory=threading.Event)
     generated: int = 0
     next_token: int | None = None  # sampled, not yet fed through the model
@@ -84,12 +88,15 @@ class Sequence:
 class BatchScheduler:
     """Owns the model's forward passes. ``submit`` from any thread; results arrive on each queue."""
 
-    def __init__(self, model, *, eos_ids: set[int], pad_id: int, max_batch_size: int, use_adapters: bool):
+    def __init__(self, model, *, eos_ids: set[int], pad_id: int, max_batch_size: int,
+                 row_adapters: Callable[[list[str]], dict] | None = None):
+        """``row_adapters``: called with each row's adapter before a forward; returns extra forward
+        arguments. ``None`` when the model serves one variant (no adapters, or one merged)."""
         self.model = model
         self.eos_ids = eos_ids
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
-        self.use_adapters = use_adapters
+        self.row_adapters = row_adapters
         self.device = next(model.parameters()).device
         self._waiting: dict[str, collections.deque[Sequence]] = {}
         self._rotation: collections.deque[str] = collections.deque()  # variants, in round-robin order
@@ -169,12 +176,14 @@ class BatchScheduler:
             seq.send(Finished(None, seq.generated))
 
     def _drop_cancelled_waiting(self) -> None:
+        """Waiting requests that were cancelled or ran out of time leave the queue unstarted."""
+        now = time.monotonic()
         for adapter, q in self._waiting.items():
-            kept = [s for s in q if not s.cancel.is_set()]
+            kept = [s for s in q if not s.cancel.is_set() and s.deadline > now]
             if len(kept) != len(q):
                 for s in q:
-                    if s.cancel.is_set():
-                        s.send(Finished(None, 0))
+                    if s not in kept:
+                        s.send(Finished(None if s.cancel.is_set() else "time", 0))
                 self._waiting[adapter] = collections.deque(kept)
 
     def _admit(self, slots: int) -> list[Sequence]:
@@ -193,8 +202,8 @@ class BatchScheduler:
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             past_key_values=cache, use_cache=True, logits_to_keep=1,
         )
-        if self.use_adapters:
-            kwargs["adapter_names"] = adapters
+        if self.row_adapters is not None:
+            kwargs |= self.row_adapters(adapters)
         return self.model(**kwargs).logits[:, -1, :]
 
     def _prefill(self, seqs: list[Sequence]) -> None:
@@ -235,6 +244,8 @@ class BatchScheduler:
             return "stop"
         if seq.generated >= seq.max_new_tokens:
             return "length"
+        if time.monotonic() >= seq.deadline:
+            return "time"
         return False
 
     def _drop_finished(self) -> None:

@@ -38,6 +38,7 @@ from .errors import (
     PromptTooLongError,
 )
 from .interface import BASE, AdapterRegistry, GenerationRequest, InferenceEngine, SamplingParams, State
+from .packed import pack_linears
 from .lora import MultiLora, peft_adapter_names
 from .settings import Settings
 from .streaming import StopMatcher, TextDeltas
@@ -77,6 +78,7 @@ class TransformersEngine:
         self.scheduler: BatchScheduler | None = None
         self._eos_ids: set[int] = set()
         self._max_token_chars = 1
+        self._templated = False
 
     # ----- adapter registry -------------------------------------------------------------
     def variants(self) -> list[str]:
@@ -138,6 +140,8 @@ class TransformersEngine:
                 row_adapters = peft_adapter_names
                 log.info("adapters applied through PEFT's adapter_names (slower): %s", why)
         model.eval()
+        if row_adapters is not peft_adapter_names:  # PEFT's own layers read their base layer's weight
+            pack_linears(model)
         limits = [n for n in (self.settings.max_model_len, getattr(model.config, "max_position_embeddings", None)) if n]
         self.context_window = min(limits) if limits else None
         eos = model.generation_config.eos_token_id
@@ -147,10 +151,11 @@ class TransformersEngine:
         # The most characters one token can stand for (byte-level BPE: a token's string has one character per
         # byte): a prompt of more than context_window times this many characters cannot fit, whatever it says.
         self._max_token_chars = max(map(len, tokenizer.get_vocab()), default=1)
+        self._templated = getattr(tokenizer, "chat_template", None) is not None
         self.tokenizer, self.model = tokenizer, model
         self.scheduler = BatchScheduler(
             model, eos_ids=self._eos_ids, pad_id=pad,
-            max_batch_size=self.settings.max_batch_size, row_adapters=row_adapters,
+            max_batch_size=self.settings.max_batch_size, row_adapters=row_adapters, prefix_ids=self._template_prefix(),
         )
         self.load_seconds = time.monotonic() - start
         self.state = State.OK
@@ -218,21 +223,40 @@ class TransformersEngine:
             if not admitted:  # refused, failed or cancelled while tokenizing: the slot is free again
                 self._active -= 1
 
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt as text: the chat template's rendering, or the contents joined by newlines."""
+        if self._templated:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return "\n".join(m["content"] for m in messages)
+
+    def _tokenize(self, text: str):
+        # The chat template's text already holds its special tokens (apply_chat_template does the same).
+        return self.tokenizer(text, add_special_tokens=not self._templated, return_tensors="pt")
+
     def _encode(self, messages: list[dict[str, str]]):
         """The prompt's token ids (worker thread). Its length in characters is checked first: a prompt
         longer than the context window could hold even at the tokenizer's longest token is refused
         without tokenizing it, as tokenizing megabytes takes seconds and gigabytes (issue 12)."""
-        tok = self.tokenizer
-        templated = getattr(tok, "chat_template", None) is not None
-        text = (tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) if templated
-                else "\n".join(m["content"] for m in messages))
+        text = self._render(messages)
         if (window := self.context_window) is not None and len(text) > window * self._max_token_chars:
             raise PromptTooLongError(
                 f"messages: the prompt is {len(text)} characters long, more than the context window of {window} tokens "
                 f"can hold (at most {self._max_token_chars} characters per token with this tokenizer); shorten the messages"
             )
-        # The chat template's text already holds its special tokens (what apply_chat_template does too).
-        return tok(text, add_special_tokens=not templated, return_tensors="pt").to(self.device)
+        return self._tokenize(text).to(self.device)
+
+    def _template_prefix(self) -> list[int]:
+        """The tokens every one-message prompt starts with (the template's default system prompt and the
+        user turn's header): what two prompts that differ from their first character share. The
+        scheduler computes their keys and values once per variant; a prompt that does not start with
+        exactly these ids (its own system message, say) is prefilled whole."""
+        if not self._templated:
+            return []
+        a, b = (self._tokenize(self._render([{"role": "user", "content": c}]))["input_ids"][0].tolist() for c in ("A", "1 2"))
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return a[:n]
 
     def _sequence(self, gen: Generation, loop, queue) -> Sequence:
         sp = gen.sampling

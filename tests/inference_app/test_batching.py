@@ -16,7 +16,7 @@ from inference_app.settings import load_settings
 
 DEMO_PROMPTS = ["Say hello.", "What is the capital of France?", "Write a haiku about the sea."]
 TOKENS = 12
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,36 @@ def test_greedy_batched_equals_alone_for_every_mix_of_base_and_two_adapters(engi
     assert engine.scheduler.peak_batch > 1  # they really shared decode steps
 
 
+def test_greedy_text_is_what_transformers_generate_gives(engine, base_model_path, mount_root, adapter_name, second_adapter):
+    """The whole path (template prefix computed once per variant, stacked LoRA, packed linear layers,
+    the batch cache) against the libraries' own greedy generate, per variant."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    reference = AutoModelForCausalLM.from_pretrained(base_model_path, dtype=torch.float32)
+    reference = PeftModel.from_pretrained(reference, str(mount_root / "models" / adapter_name), adapter_name=adapter_name)
+    reference.load_adapter(str(second_adapter[1]), adapter_name=second_adapter[0])
+    reference.eval()
+    tok = engine.tokenizer
+
+    async def ours():
+        return [await run(engine, p, v) for v in ("base", adapter_name, second_adapter[0]) for p in DEMO_PROMPTS]
+
+    texts = asyncio.run(ours())
+    assert engine.scheduler.prefix_ids and len(engine.scheduler._prefix_kv) == 3  # the prefix was reused
+    i = 0
+    for variant in (PEFT_BASE, adapter_name, second_adapter[0]):
+        for prompt in DEMO_PROMPTS:
+            ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                          return_dict=True, return_tensors="pt")
+            with torch.inference_mode():
+                out = reference.generate(**ids, max_new_tokens=TOKENS, do_sample=False, adapter_names=[variant],
+                                         pad_token_id=tok.eos_token_id)
+            want = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+            assert texts[i][0] == want, f"{variant} on {prompt!r}"
+            i += 1
+
+
 def wait_until(cond, timeout=20.0):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -84,7 +114,8 @@ def test_closing_a_generation_frees_its_row(engine):
         gen = await engine.generate(GenerationRequest([{"role": "user", "content": "Tell a long story."}], "base", long))
         it = gen.__aiter__()
         await it.__anext__()
-        assert engine.scheduler.running == 1
+        # the first token is sent just before its row joins the running batch
+        await asyncio.to_thread(wait_until, lambda: engine.scheduler.running == 1)
         await gen.aclose()
         await asyncio.to_thread(wait_until, lambda: engine.scheduler.running == 0)
         assert engine._active == 0 and gen.completion_tokens < 2000

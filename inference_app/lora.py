@@ -53,7 +53,7 @@ class AdapterRows:
         self._rows = torch.tensor(slots)[:, None, None] if self.active and self.single is None else None
         self._masks.clear()
 
-    def mask(self, layout: tuple[int, ...], column_slots: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def mask(self, layout: tuple, column_slots: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``[rows, 1, columns]``: 1 where a column (a rank of one adapter) belongs to the row's adapter."""
         m = self._masks.get(layout)
         if m is None:
@@ -73,7 +73,8 @@ class MultiLoraLinear(nn.Module):
         dtype, device = base.weight.dtype, base.weight.device
         self.A = nn.Parameter(torch.cat([adapters[s][0] for s in order]).to(device, dtype), requires_grad=False)
         self.B = nn.Parameter(torch.cat([adapters[s][1] for s in order], dim=1).to(device, dtype), requires_grad=False)
-        self.layout = tuple(order)
+        # The adapters this layer holds and their ranks: layers with the same layout share a step's mask.
+        self.layout = tuple((s, adapters[s][0].shape[0]) for s in order)
         # Which slot each stacked column belongs to (for the mixed-batch mask), and each adapter's own
         # contiguous weights for a batch on one adapter (a few MB per adapter on the demo model).
         self.column_slots = torch.cat([torch.full((adapters[s][0].shape[0],), s) for s in order]).to(device)

@@ -1,5 +1,6 @@
 """Stacked LoRA (issue 12): ``MultiLora`` gives the logits PEFT's own per-row ``adapter_names`` gives,
-for every mix of base and two adapters that touch different layers with different ranks; adapters it
+for every mix of base and two adapters that touch different layers with different ranks (the second
+one's rank differs between its own layers too); adapters it
 cannot stack (LoRA on the embeddings) keep PEFT's path and still apply per row."""
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def test_stacked_logits_equal_peft_per_row_for_every_mix(peft_model, adapter_nam
     assert MultiLora.unsupported(peft_model) is None
     stacked = MultiLora.wrap(copy.deepcopy(peft_model))
     layers = [m for m in stacked.model.modules() if isinstance(m, MultiLoraLinear)]
-    assert {m.layout for m in layers} == {(0,), (1,), (0, 1)}  # q: first only; o/down: second only; v: both
+    # q: the first only (rank 4); o and down: the second only (rank 2 and 8); v: both
+    assert {m.layout for m in layers} == {((0, 4),), ((1, 2),), ((1, 8),), ((0, 4), (1, 8))}
     assert not any(type(m).__module__.startswith("peft") for m in stacked.model.modules())  # PEFT's layers are gone
 
     torch.manual_seed(0)

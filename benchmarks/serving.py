@@ -1,7 +1,7 @@
 """Serving benchmark (issues 5 and 12): base and adapters on this server, a thread-per-request
 baseline, raw batched generate, and an evaluation through the notebook's path.
 
-    .venv/bin/python benchmarks/serving.py                 # concurrency 1, 8, 32; 64 tokens; 2 repeats
+    .venv/bin/python benchmarks/serving.py                 # concurrency 1, 8, 32; 64 tokens; 3 repeats
     .venv/bin/python benchmarks/serving.py --quick         # concurrency 1, 8; 32 tokens; 1 repeat; no eval
 
 Everything runs in one session on the demo model (SmolLM2-135M-Instruct) with two real LoRA
@@ -17,11 +17,11 @@ adapters: the demo's ``demo-facts``, and ``facts-half``, trained the same way (d
 
 For (a) and (b), ``c`` streaming clients each send requests back to back (at least 4 requests per
 level) through the OpenAI route, every request with ``ignore_eos`` so that it generates exactly
-``--max-tokens`` tokens. The whole set (every variant at every concurrency) runs ``--repeats``
-times, one repeat after the other and the variants in a rotated order in each, so that the drift
-of a shared machine shows as the spread of each ratio rather than as a difference between variants.
-Ratios are taken within a repeat (variants measured minutes apart at most), then summarized as
-mean and range.
+``--max-tokens`` tokens. At each concurrency every variant runs ``--repeats`` times, the repeats
+back to back and the variants in a rotated order in each, so that the drift of a shared machine
+shows as the spread of each ratio rather than as a difference between variants (the baseline only
+in the first ``--baseline-repeats``). Ratios are taken within a repeat, then summarized as mean
+and range.
 
 Then the evaluation the notebook runs: ``aitk_nb.evaluate`` (gradio_client, the Gradio API) of 32
 prompts x (base, demo-facts) at concurrency 1 and 8, interleaved ``--eval-repeats`` times; and
@@ -369,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
                         help="every request generates exactly --max-tokens (default on)")
-    parser.add_argument("--repeats", type=int, default=2, help="times the whole set of variants runs, interleaved")
+    parser.add_argument("--repeats", type=int, default=3, help="times every variant runs at each concurrency, interleaved")
+    parser.add_argument("--baseline-repeats", type=int, default=1,
+                        help="of those, how many include the baseline (one request at 32 takes minutes)")
     parser.add_argument("--batch-size", type=int, help="this server's max_batch_size (default: the largest concurrency)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS / torch threads for every variant (default: torch's)")
     parser.add_argument("--eval-max-tokens", type=int, default=64, help="per answer (%%aitk eval's default)")
@@ -405,23 +407,26 @@ def main(argv: list[str] | None = None) -> int:
             if "baseline" in only:
                 servers["baseline"] = start_baseline(assets, work, args)
             extra += [f"{s.name}: cold start {s.cold_start:.1f} s" for s in servers.values()]
-            # One step of the set: a variant at a concurrency. Rotated each repeat so that no variant
-            # always runs first (or last) on a machine whose speed drifts.
+            # At each concurrency, the repeats run back to back and each repeat runs every variant, in
+            # an order rotated per repeat: ratios compare variants measured seconds apart, and the
+            # drift of a shared machine shows as their spread.
             steps = []
             if "ours" in only:
                 steps += [(v, lambda c, r, v=v: asyncio.run(run_level(servers["ours"].url, v, MIXES[v], c, r, args)))
                           for v in MIXES]
-            if "baseline" in only:
-                steps.append(("baseline", lambda c, r: asyncio.run(run_level(servers["baseline"].url, "baseline", ["base"], c, r, args))))
             if "raw" in only:
                 steps.append(("raw generate", lambda c, r: raw_batched(assets["base_model"], c, r, args)))
-            for r in range(args.repeats):
-                for c in args.concurrency:
+            if "baseline" in only:
+                steps.append(("baseline", lambda c, r: asyncio.run(run_level(servers["baseline"].url, "baseline", ["base"], c, r, args))))
+            for c in args.concurrency:
+                for r in range(args.repeats):
                     k = r % len(steps) if steps else 0
                     for name, run in steps[k:] + steps[:k]:
+                        if name == "baseline" and r >= args.baseline_repeats:
+                            continue
                         lv = run(c, r)
                         levels.append(lv)
-                        print(f"  repeat {r + 1} c={c} {name}: {lv.tokens_per_s:.1f} tok/s, {lv.errors} errors, "
+                        print(f"  c={c} repeat {r + 1} {name}: {lv.tokens_per_s:.1f} tok/s, {lv.errors} errors, "
                               f"load {os.getloadavg()[0]:.1f}", flush=True)
             if "eval" in only:
                 for r in range(args.eval_repeats):

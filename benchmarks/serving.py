@@ -1,22 +1,31 @@
-"""Serving benchmark (issue 5): this server vs a thread-per-request baseline vs raw batched generate.
+"""Serving benchmark (issues 5 and 12): base and adapters on this server, a thread-per-request
+baseline, raw batched generate, and an evaluation through the notebook's path.
 
-    .venv/bin/python benchmarks/serving.py                 # concurrency 1, 8, 32; 64 tokens each
-    .venv/bin/python benchmarks/serving.py --quick         # concurrency 1, 8; 32 tokens; no eval
+    .venv/bin/python benchmarks/serving.py                 # concurrency 1, 8, 32; 64 tokens; 3 repeats
+    .venv/bin/python benchmarks/serving.py --quick         # concurrency 1, 8; 32 tokens; 1 repeat; no eval
 
-Everything runs in one session on the same model (the demo base model unless ``--model``):
+Everything runs in one session on the demo model (SmolLM2-135M-Instruct) with two real LoRA
+adapters: the demo's ``demo-facts``, and ``facts-half``, trained the same way (demo/build_assets.py
+``train``, same hyperparameters) on the first half of the demo facts, so its weights are its own.
 
-(a) ``python -m inference_app`` — this server (continuous batching), as a subprocess;
-(b) ``benchmarks/baseline_server.py`` — one ``model.generate`` thread per request, no batching;
+(a) ``python -m inference_app`` — this server (continuous batching, stacked LoRA), as a subprocess,
+    asked for four variants at each concurrency: ``base`` only, ``adapter`` only (demo-facts),
+    ``base+adapter`` (every other request; what an evaluation sends) and ``2 adapters+base``
+    (base, demo-facts, facts-half in turn);
+(b) ``benchmarks/baseline_server.py`` — one ``model.generate`` thread per request (base only);
 (c) raw ``model.generate`` on a left-padded batch of the same size, in this process: the ceiling.
 
-For (a) and (b), ``c`` streaming clients each send requests back to back (at least 4 requests
-per level) through the OpenAI route, every request with ``ignore_eos`` so that it generates
-exactly ``--max-tokens`` tokens (``--no-ignore-eos`` to let them stop). Printed per variant and
-concurrency: aggregate generated tokens/s, time to first token p50/p95, latency p50/p95, errors;
-then the ratios; then cold start (process start to /health 200), peak memory (VmHWM of the
-server process), and evaluation speed: 32 prompts through gradio_client's ``/generate`` at
-concurrency 8 vs one at a time. Timings depend on what else runs on the machine; compare the
-variants of one run, not runs of different days.
+For (a) and (b), ``c`` streaming clients each send requests back to back (at least 4 requests per
+level) through the OpenAI route, every request with ``ignore_eos`` so that it generates exactly
+``--max-tokens`` tokens. At each concurrency every variant runs ``--repeats`` times, the repeats
+back to back and the variants in a rotated order in each, so that the drift of a shared machine
+shows as the spread of each ratio rather than as a difference between variants (the baseline only
+in the first ``--baseline-repeats``). Ratios are taken within a repeat, then summarized as mean
+and range.
+
+Then the evaluation the notebook runs: ``aitk_nb.evaluate`` (gradio_client, the Gradio API) of 32
+prompts x (base, demo-facts) at concurrency 1 and 8, interleaved ``--eval-repeats`` times; and
+cold start (process start to /health 200) and peak memory (VmHWM) of both servers.
 """
 
 from __future__ import annotations
@@ -26,11 +35,11 @@ import asyncio
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +47,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_REQUESTS = 4
+ADAPTER, SECOND = "demo-facts", "facts-half"
 PROMPTS = [
     "Say hello.", "What is the capital of France?", "Write a haiku about the sea.", "List three colors.",
     "Explain gravity in one sentence.", "What is 2+2?", "Name a famous painter.", "Tell me a joke.",
@@ -45,6 +55,14 @@ PROMPTS = [
     "Why is the sky blue?", "Translate 'good morning' into French.", "Write a short poem about autumn.",
     "What are the planets of the solar system?", "Suggest a name for a pet dog.",
 ]
+MORE_EVAL_PROMPTS = ["What is a rainbow?", "Name two oceans.", "How many legs does a spider have?",
+                     "What is the boiling point of water?"]
+MIXES = {  # variant -> the models its requests ask for, in turn
+    "base": ["base"],
+    "adapter": [ADAPTER],
+    "base+adapter": ["base", ADAPTER],
+    "2 adapters+base": ["base", ADAPTER, SECOND],
+}
 
 
 # ----- measurements ------------------------------------------------------------------------------
@@ -52,6 +70,7 @@ PROMPTS = [
 class Level:
     variant: str
     concurrency: int
+    repeat: int = 0
     seconds: float = 0.0
     tokens: int = 0
     ttft: list[float] = field(default_factory=list)
@@ -70,9 +89,9 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-async def one_request(client: httpx.AsyncClient, url: str, prompt: str, args, level: Level) -> None:
+async def one_request(client: httpx.AsyncClient, url: str, model: str, prompt: str, args, level: Level) -> None:
     body = {
-        "model": "base", "messages": [{"role": "user", "content": prompt}], "max_tokens": args.max_tokens,
+        "model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": args.max_tokens,
         "temperature": 0, "stream": True, "stream_options": {"include_usage": True}, "ignore_eos": args.ignore_eos,
     }
     start = time.perf_counter()
@@ -104,16 +123,19 @@ async def one_request(client: httpx.AsyncClient, url: str, prompt: str, args, le
     level.tokens += tokens
 
 
-async def run_level(url: str, variant: str, concurrency: int, args) -> Level:
-    level = Level(variant, concurrency)
+async def run_level(url: str, variant: str, models: list[str], concurrency: int, repeat: int, args) -> Level:
+    level = Level(variant, concurrency, repeat)
     rounds = max(1, math.ceil(MIN_REQUESTS / concurrency))
     limits = httpx.Limits(max_connections=concurrency + 4)
     async with httpx.AsyncClient(timeout=httpx.Timeout(1800), limits=limits) as client:
-        await one_request(client, url, "Hi", argparse.Namespace(**{**vars(args), "max_tokens": 2}), Level("warmup", 1))
+        warm = argparse.Namespace(**{**vars(args), "max_tokens": 2})
+        for model in dict.fromkeys(models):  # every variant of the mix has its prefix computed before timing
+            await one_request(client, url, model, "Hi", warm, Level("warmup", 1))
 
         async def worker(w: int) -> None:
             for r in range(rounds):
-                await one_request(client, url, PROMPTS[(w * rounds + r) % len(PROMPTS)], args, level)
+                n = w * rounds + r
+                await one_request(client, url, models[n % len(models)], PROMPTS[n % len(PROMPTS)], args, level)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
@@ -121,13 +143,16 @@ async def run_level(url: str, variant: str, concurrency: int, args) -> Level:
     return level
 
 
-def raw_batched(model_path: str, concurrency: int, args) -> Level:
+_RAW: tuple | None = None
+
+
+def raw_batched(model_path: str, concurrency: int, repeat: int, args) -> Level:
     """The ceiling: one ``generate`` call over ``concurrency`` left-padded prompts, greedy."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     global _RAW
-    if "_RAW" not in globals():
+    if _RAW is None:
         tok = AutoTokenizer.from_pretrained(model_path, padding_side="left")
         _RAW = (tok, AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval())
     tok, model = _RAW
@@ -137,7 +162,7 @@ def raw_batched(model_path: str, concurrency: int, args) -> Level:
     kwargs = dict(max_new_tokens=args.max_tokens, do_sample=False, pad_token_id=tok.eos_token_id)
     if args.ignore_eos:
         kwargs["min_new_tokens"] = args.max_tokens
-    level = Level("raw generate", concurrency)
+    level = Level("raw generate", concurrency, repeat)
     with torch.inference_mode():
         model.generate(**inputs, max_new_tokens=2, do_sample=False, pad_token_id=tok.eos_token_id)  # warm-up
         start = time.perf_counter()
@@ -204,39 +229,59 @@ def base_env(port: int, args) -> dict[str, str]:
     return env
 
 
-def start_ours(model_path: str, work: Path, args) -> Server:
+def start_ours(assets: dict[str, str], work: Path, args) -> Server:
     settings = work / "settings.json"
     max_c = max(args.concurrency)
     settings.write_text(json.dumps({
-        "base_model": model_path, "max_new_tokens": args.max_tokens,
-        "max_concurrency": max(64, 2 * max_c), "max_batch_size": args.batch_size or max_c, "gradio_concurrency": 8,
+        "base_model": assets["base_model"], "adapters": {ADAPTER: assets[ADAPTER], SECOND: assets[SECOND]},
+        "max_new_tokens": args.max_tokens, "max_concurrency": max(64, 2 * max_c), "max_batch_size": args.batch_size or max_c,
     }))
     port = free_port()
     env = base_env(port, args) | {"AITK_SETTINGS": str(settings), "AITK_MOUNT_ROOT": str(work)}
     return Server("this server", [sys.executable, "-m", "inference_app"], env, work / "server.log")
 
 
-def start_baseline(model_path: str, work: Path, args) -> Server:
+def start_baseline(assets: dict[str, str], work: Path, args) -> Server:
     port = free_port()
-    argv = [sys.executable, str(REPO / "benchmarks" / "baseline_server.py"), "--model", model_path, "--port", str(port)]
+    argv = [sys.executable, str(REPO / "benchmarks" / "baseline_server.py"), "--model", assets["base_model"], "--port", str(port)]
     return Server("baseline", argv, base_env(port, args), work / "baseline.log")
 
 
-def eval_speed(server: Server, args) -> dict[int, float]:
-    """Seconds for 32 prompts through gradio_client's /generate, at each evaluation concurrency."""
-    from gradio_client import Client
+def build_assets() -> dict[str, str]:
+    """The demo base model and adapter, and the second adapter (trained once, then cached)."""
+    script = REPO / "demo" / "build_assets.py"
 
-    client = Client(server.url, verbose=False)
-    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(32)]
-    client.predict("Hi", "base", 2, 0, 1, 50, api_name="/generate")  # warm-up
-    out = {}
-    for workers in (1, 8):
-        start = time.perf_counter()
-        with ThreadPoolExecutor(workers) as pool:
-            texts = list(pool.map(lambda p: client.predict(p, "base", args.eval_max_tokens, 0, 1, 50, api_name="/generate"), prompts))
-        out[workers] = time.perf_counter() - start
-        assert all(isinstance(t, str) and t for t in texts)
-    return out
+    def run(*argv: str) -> dict:
+        out = subprocess.run([sys.executable, str(script), *argv], check=True, stdout=subprocess.PIPE, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    demo = run("all")
+    cache = Path(demo["adapter"]).parents[1] / "bench"  # <AITK_CACHE>/bench, beside the demo's assets
+    cache.mkdir(exist_ok=True)
+    facts = cache / f"{SECOND}.jsonl"
+    lines = (REPO / "demo" / "facts.jsonl").read_text().splitlines()
+    facts.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    second = run("train", "--facts", str(facts), "--out", str(cache / SECOND))
+    return {"base_model": demo["base_model"], ADAPTER: demo["adapter"], SECOND: second["adapter"]}
+
+
+# ----- the evaluation through the notebook's path ---------------------------------------------------
+def eval_prompts() -> list[str]:
+    demo = [json.loads(line)["prompt"] for line in (REPO / "demo" / "eval.jsonl").read_text().splitlines() if line.strip()]
+    return (demo + PROMPTS + MORE_EVAL_PROMPTS)[:32]
+
+
+def eval_seconds(url: str, concurrency: int, args) -> float:
+    from aitk_nb import evaluate
+
+    start = time.perf_counter()
+    result = evaluate(eval_prompts(), variants=["base", ADAPTER], endpoint=url, concurrency=concurrency,
+                      max_new_tokens=args.eval_max_tokens, progress=False)
+    seconds = time.perf_counter() - start
+    failed = [r for r in result.rows if r.error]
+    if failed or len(result.rows) != 64:
+        raise SystemExit(f"evaluation at concurrency {concurrency}: {len(failed)} failed answers, e.g. {failed[:1]}")
+    return seconds
 
 
 # ----- report --------------------------------------------------------------------------------------
@@ -244,98 +289,169 @@ def fmt(v: float | None, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def table(levels: list[Level]) -> str:
-    head = f"{'variant':<14} {'conc':>4} {'reqs':>4} {'tok/s':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'lat p50':>8} {'lat p95':>8} {'errors':>6}"
+def spread(values: list[float], spec: str = ".2f") -> str:
+    """mean (min–max), or the value alone for one repeat."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return format(values[0], spec)
+    return f"{format(statistics.mean(values), spec)} ({format(min(values), spec)}–{format(max(values), spec)})"
+
+
+VARIANT_ORDER = ["base", "adapter", "base+adapter", "2 adapters+base", "baseline", "raw generate"]
+
+
+def table(levels: list[Level], concurrency: list[int]) -> str:
+    head = (f"{'conc':>4} {'variant':<16} {'tok/s each repeat':<22} {'mean':>6} {'TTFT p50':>9} {'TTFT p95':>9} "
+            f"{'lat p50':>8} {'lat p95':>8} {'errors':>6}")
     rows = [head, "-" * len(head)]
-    for lv in levels:
-        rows.append(
-            f"{lv.variant:<14} {lv.concurrency:>4} {len(lv.latency) + lv.errors:>4} {lv.tokens_per_s:>7.1f} "
-            f"{fmt(pct(lv.ttft, .5)):>9} {fmt(pct(lv.ttft, .95)):>9} {fmt(pct(lv.latency, .5)):>8} {fmt(pct(lv.latency, .95)):>8} {lv.errors:>6}"
-        )
+    for c in concurrency:
+        for variant in VARIANT_ORDER:
+            runs = [lv for lv in levels if lv.concurrency == c and lv.variant == variant]
+            if not runs:
+                continue
+            ttft = [t for lv in runs for t in lv.ttft]
+            lat = [t for lv in runs for t in lv.latency]
+            each = " ".join(f"{lv.tokens_per_s:.1f}" for lv in runs)
+            rows.append(
+                f"{c:>4} {variant:<16} {each:<22} {statistics.mean(lv.tokens_per_s for lv in runs):>6.1f} "
+                f"{fmt(pct(ttft, .5)):>9} {fmt(pct(ttft, .95)):>9} {fmt(pct(lat, .5)):>8} {fmt(pct(lat, .95)):>8} "
+                f"{sum(lv.errors for lv in runs):>6}"
+            )
     return "\n".join(rows)
+
+
+RATIOS = [  # (label, numerator variant, denominator variant)
+    ("adapter / base", "adapter", "base"),
+    ("base+adapter / base", "base+adapter", "base"),
+    ("2 adapters+base / base", "2 adapters+base", "base"),
+    ("base / raw generate", "base", "raw generate"),
+    ("base / baseline", "base", "baseline"),
+]
+
+
+def ratio_values(levels: list[Level], c: int, num: str, den: str) -> list[float]:
+    """The ratio within each repeat that measured both variants."""
+    by = {(lv.variant, lv.repeat): lv for lv in levels if lv.concurrency == c}
+    repeats = sorted({lv.repeat for lv in levels})
+    return [by[(num, r)].tokens_per_s / by[(den, r)].tokens_per_s for r in repeats
+            if (num, r) in by and (den, r) in by and by[(den, r)].tokens_per_s]
 
 
 def ratios(levels: list[Level], concurrency: list[int]) -> str:
-    by = {(lv.variant, lv.concurrency): lv for lv in levels}
-    rows = [f"{'conc':>4} {'ours/baseline tok/s':>20} {'ours/raw tok/s':>15} {'TTFT p95 ours/baseline':>23}"]
+    rows = [f"{'conc':>4} " + " ".join(f"{label:>24}" for label, _, _ in RATIOS)]
     for c in concurrency:
-        ours, base, raw = by.get(("this server", c)), by.get(("baseline", c)), by.get(("raw generate", c))
-        r1 = ours.tokens_per_s / base.tokens_per_s if ours and base and base.tokens_per_s else None
-        r2 = ours.tokens_per_s / raw.tokens_per_s if ours and raw and raw.tokens_per_s else None
-        t_ours, t_base = (pct(ours.ttft, .95) if ours else None), (pct(base.ttft, .95) if base else None)
-        r3 = t_ours / t_base if t_ours and t_base else None
-        rows.append(f"{c:>4} {fmt(r1, '.2f') + 'x':>20} {fmt(r2, '.0%'):>15} {fmt(r3, '.2f') + 'x':>23}")
+        rows.append(f"{c:>4} " + " ".join(f"{spread(ratio_values(levels, c, n, d)):>24}" for _, n, d in RATIOS))
     return "\n".join(rows)
 
 
-def demo_model() -> str:
-    out = subprocess.run([sys.executable, str(REPO / "demo" / "build_assets.py"), "base"], check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["base_model"]
+TARGETS = [("adapter / base", "adapter", "base", 0.9), ("base+adapter / base", "base+adapter", "base", 0.85),
+           ("base / raw generate", "base", "raw generate", 0.8)]
+
+
+def targets(levels: list[Level], evals: list[tuple[float, float]]) -> str:
+    lines = []
+    for label, n, d, want in TARGETS:
+        got = ratio_values(levels, 8, n, d)
+        if got:
+            verdict = "met" if statistics.mean(got) >= want else "NOT met"
+            lines.append(f"concurrency 8, {label} >= {want}: {spread(got)} -> {verdict}")
+    if evals:
+        speedups = [one / eight for one, eight in evals]
+        verdict = "met" if statistics.mean(speedups) >= 4 else "NOT met"
+        lines.append(f"evaluation, concurrency 8 vs 1 >= 4x: {spread(speedups)}x -> {verdict}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="base model folder (default: the demo model, built on first use)")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
                         help="every request generates exactly --max-tokens (default on)")
+    parser.add_argument("--repeats", type=int, default=3, help="times every variant runs at each concurrency, interleaved")
+    parser.add_argument("--baseline-repeats", type=int, default=1,
+                        help="of those, how many include the baseline (one request at 32 takes minutes)")
     parser.add_argument("--batch-size", type=int, help="this server's max_batch_size (default: the largest concurrency)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS / torch threads for every variant (default: torch's)")
-    parser.add_argument("--eval-max-tokens", type=int, default=32)
-    parser.add_argument("--no-eval", dest="eval", action="store_false", help="skip the gradio_client evaluation run")
-    parser.add_argument("--only", choices=["ours", "baseline", "raw"], action="append", help="run only these variants")
-    parser.add_argument("--quick", action="store_true", help="concurrency 1,8; 32 tokens; no eval")
+    parser.add_argument("--eval-max-tokens", type=int, default=64, help="per answer (%%aitk eval's default)")
+    parser.add_argument("--eval-repeats", type=int, default=2)
+    parser.add_argument("--only", choices=["ours", "baseline", "raw", "eval"], action="append", help="run only these")
+    parser.add_argument("--quick", action="store_true", help="concurrency 1,8; 32 tokens; 1 repeat; no eval")
     args = parser.parse_args(argv)
+    only = set(args.only or ["ours", "baseline", "raw", "eval"])
     if args.quick:
-        args.concurrency, args.max_tokens, args.eval = [1, 8], 32, False
-    only = set(args.only or ["ours", "baseline", "raw"])
+        args.concurrency, args.max_tokens, args.repeats = [1, 8], 32, 1
+        only.discard("eval")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the server does for itself (inference_app/__main__.py)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    model_path = args.model or demo_model()
-    print(f"model {model_path}; concurrency {args.concurrency}; max_tokens {args.max_tokens}; "
-          f"ignore_eos {args.ignore_eos}; threads {args.threads or 'default'}; cpus {os.cpu_count()}; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    assets = build_assets()
+    print(f"model {assets['base_model']}; adapters {ADAPTER}, {SECOND}; concurrency {args.concurrency}; "
+          f"max_tokens {args.max_tokens}; ignore_eos {args.ignore_eos}; repeats {args.repeats}; threads "
+          f"{args.threads or 'default'}; cpus {os.cpu_count()}; load average {os.getloadavg()[0]:.2f}", flush=True)
 
     levels: list[Level] = []
+    evals: list[tuple[float, float]] = []
     extra: list[str] = []
+    servers: dict[str, Server] = {}
     with tempfile.TemporaryDirectory(prefix="aitk-bench-") as tmp:
         work = Path(tmp)
-        for name, start in (("ours", start_ours), ("baseline", start_baseline)):
-            if name not in only:
-                continue
-            server = start(model_path, work, args)
-            try:
-                extra.append(f"{server.name}: cold start {server.cold_start:.1f} s")
-                for c in args.concurrency:
-                    lv = asyncio.run(run_level(server.url, server.name, c, args))
-                    levels.append(lv)
-                    print(f"  {server.name} c={c}: {lv.tokens_per_s:.1f} tok/s, {lv.errors} errors", flush=True)
-                extra.append(f"{server.name}: peak memory (VmHWM) {server.peak_rss_mb():.0f} MB")
-                if name == "ours" and args.eval:
-                    speeds = eval_speed(server, args)
-                    extra.append(
-                        f"evaluation, 32 prompts x {args.eval_max_tokens} tokens via gradio_client: "
-                        f"one at a time {speeds[1]:.1f} s, concurrency 8 {speeds[8]:.1f} s "
-                        f"({speeds[1] / speeds[8]:.2f}x faster)"
-                    )
-            finally:
-                server.stop()
-        if "raw" in only:
+        try:
+            if only & {"ours", "eval"}:
+                servers["ours"] = start_ours(assets, work, args)
+            if "baseline" in only:
+                servers["baseline"] = start_baseline(assets, work, args)
+            extra += [f"{s.name}: cold start {s.cold_start:.1f} s" for s in servers.values()]
+            # At each concurrency, the repeats run back to back and each repeat runs every variant, in
+            # an order rotated per repeat: ratios compare variants measured seconds apart, and the
+            # drift of a shared machine shows as their spread.
+            steps = []
+            if "ours" in only:
+                steps += [(v, lambda c, r, v=v: asyncio.run(run_level(servers["ours"].url, v, MIXES[v], c, r, args)))
+                          for v in MIXES]
+            if "raw" in only:
+                steps.append(("raw generate", lambda c, r: raw_batched(assets["base_model"], c, r, args)))
+            if "baseline" in only:
+                steps.append(("baseline", lambda c, r: asyncio.run(run_level(servers["baseline"].url, "baseline", ["base"], c, r, args))))
             for c in args.concurrency:
-                lv = raw_batched(model_path, c, args)
-                levels.append(lv)
-                print(f"  raw generate c={c}: {lv.tokens_per_s:.1f} tok/s", flush=True)
+                for r in range(args.repeats):
+                    k = r % len(steps) if steps else 0
+                    for name, run in steps[k:] + steps[:k]:
+                        if name == "baseline" and r >= args.baseline_repeats:
+                            continue
+                        lv = run(c, r)
+                        levels.append(lv)
+                        print(f"  c={c} repeat {r + 1} {name}: {lv.tokens_per_s:.1f} tok/s, {lv.errors} errors, "
+                              f"load {os.getloadavg()[0]:.1f}", flush=True)
+            if "eval" in only:
+                for r in range(args.eval_repeats):
+                    order = (1, 8) if r % 2 == 0 else (8, 1)
+                    took = {c: eval_seconds(servers["ours"].url, c, args) for c in order}
+                    evals.append((took[1], took[8]))
+                    print(f"  evaluation repeat {r + 1}: concurrency 1 {took[1]:.1f} s, concurrency 8 {took[8]:.1f} s "
+                          f"({took[1] / took[8]:.2f}x), load {os.getloadavg()[0]:.1f}", flush=True)
+            extra += [f"{s.name}: peak memory (VmHWM) {s.peak_rss_mb():.0f} MB" for s in servers.values()]
+        finally:
+            for s in servers.values():
+                s.stop()
 
     print()
-    print(table(levels))
+    print(table(levels, args.concurrency))
     print()
+    print("tokens/s ratios within each repeat: mean (min–max)")
     print(ratios(levels, args.concurrency))
+    if evals:
+        print()
+        print(f"evaluation, 32 prompts x (base, {ADAPTER}), {args.eval_max_tokens} tokens max, aitk_nb.evaluate over gradio_client:")
+        for i, (one, eight) in enumerate(evals, 1):
+            print(f"  repeat {i}: concurrency 1 {one:.1f} s, concurrency 8 {eight:.1f} s, {one / eight:.2f}x")
+    print()
+    print(targets(levels, evals))
     print()
     print("\n".join(extra))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")

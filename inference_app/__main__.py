@@ -7,16 +7,23 @@ clear line, stops uvicorn and exits with code 1.
 
 from __future__ import annotations
 
-import logging
-import sys
+import os
 
-import uvicorn
+# Before torch is imported (the engine imports it): OpenMP workers that spin between operations
+# starve the event loop's thread and every other process on a shared CPU. Measured on 2 cores
+# with other jobs running: spinning gave 11 tokens/s at 8 concurrent requests, passive waiting 39.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .api import create_app
-from .engine import check_adapters
-from .errors import AdapterConfigError, EngineConfigError
-from .factory import create_engine
-from .settings import SettingsError, load_settings
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from .api import create_app  # noqa: E402
+from .engine import check_adapters  # noqa: E402
+from .errors import AdapterConfigError, EngineConfigError  # noqa: E402
+from .factory import create_engine  # noqa: E402
+from .settings import SettingsError, load_settings  # noqa: E402
 
 log = logging.getLogger("inference_app")
 EXIT_CONFIG_ERROR = 2

@@ -21,6 +21,7 @@ from .auth import ApiKeyMiddleware
 from .chat import create_chat_completion
 from .errors import EngineError, OverloadedError, NotReadyError
 from .interface import BASE, InferenceEngine
+from .middleware import BodyLimitMiddleware
 from .protocol import ChatCompletionRequest, ModelCard, ModelList
 
 log = logging.getLogger("inference_app")
@@ -125,9 +126,13 @@ def create_app(
     if with_ui:
         import gradio as gr
 
-        from .ui import build_ui
+        from .ui import UnknownEventMiddleware, build_ui
 
-        app = gr.mount_gradio_app(app, build_ui(engine, settings), path="/", footer_links=["api", "gradio"])
+        blocks = build_ui(engine, settings)
+        app = gr.mount_gradio_app(app, blocks, path="/", footer_links=["api", "gradio"])
+        app.add_middleware(UnknownEventMiddleware, blocks=blocks)
+    # add_middleware puts the latest outermost: the key is checked before a body is read.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
     return app

@@ -1,7 +1,6 @@
 """API-key check for every route but /health and /live (the probes), as pure ASGI middleware.
 
-Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses and disconnect detection pass
-through untouched, and so it also guards the mounted Gradio app's own routes (/config,
+Pure ASGI (see middleware.py), so it also guards the mounted Gradio app's own routes (/config,
 /gradio_api/...). Accepted credentials:
 
 * ``Authorization: Bearer <key>`` — the OpenAI SDK and ``gradio_client.Client(headers=...)``;
@@ -15,8 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import secrets
+
+from .middleware import send_error
 
 OPEN_PATHS = frozenset({"/health", "/live"})
 REALM = "aitk-nb"
@@ -57,18 +57,5 @@ class ApiKeyMiddleware:
             return
         has_header = any(name == b"authorization" for name, _ in scope.get("headers", ()))
         message = "invalid API key" if has_header else "missing API key: send 'Authorization: Bearer <key>'"
-        body = json.dumps(
-            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 401, message, "invalid_api_key",
+                         [(b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode())])

@@ -4,16 +4,22 @@ Why hand-written (issue 5, DESIGN.md "Facts"): transformers' own continuous-batc
 cannot run a different LoRA adapter per row, and PEFT's ``adapter_names`` can — in ``forward``
 as well as in ``generate``. So the loop here calls the model's ``forward`` directly:
 
-* One batched KV cache (a ``DynamicCache``), **left-padded**: row ``i`` has ``pads[i]`` dead
-  columns at the start, masked out by the attention mask. Positions (RoPE) are per row
-  (``columns - pads[i]``), so a row's numbers do not depend on who else is in the batch.
+* One batched KV cache (a ``DynamicCache``) with a 0/1 column mask per row: dead columns (padding)
+  are masked out by the attention mask. Positions (RoPE) are per row (the row's live columns so
+  far), so a row's numbers do not depend on who else is in the batch.
 * A request **joins at the next step**: new arrivals are prefilled together (their own padded
-  mini-batch), then their cache is padded to the running length (or the running cache to
+  mini-batch), then their cache is left-padded to the running length (or the running cache to
   theirs) and concatenated along the batch axis. Finished or cancelled rows are dropped with
-  ``index_select``; columns that became padding for every row are trimmed, so memory follows
+  ``index_select``; leading columns that are dead in every row are trimmed, so memory follows
   the live requests, not the history.
-* ``adapter_names`` gives each row its variant; admission takes the waiting requests
-  round-robin across variants, so one adapter's backlog cannot starve another's.
+* **The chat template's prefix is computed once per variant** (issue 12): every one-message prompt
+  starts with the same tokens (the template's default system prompt and the user turn's header;
+  24 of the demo model's ~38 prompt tokens). Its keys and values are kept per variant and copied
+  in front of each new row, so a prefill runs only the rest of the prompt. A row that joins that
+  way has padding between the prefix and its own tokens (hence the mask rather than a count).
+* ``row_adapters`` gives each row its variant before every forward (``lora.MultiLora``: stacked
+  adapters, one masked matmul pair per layer; or PEFT's ``adapter_names``); admission takes the
+  waiting requests round-robin across variants, so one adapter's backlog cannot starve another's.
 * Sampling is per row (greedy, or temperature / top-k / top-p with the row's own
   ``torch.Generator``), so a seed reproduces a text whatever else is batched with it.
 
@@ -27,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +51,7 @@ ADMISSION_WINDOW_S = 0.025  # how long an idle scheduler waits for a burst to ar
 class Finished:
     """The last item a sequence sends: why it ended and how many tokens it made."""
 
-    reason: str | None  # "stop" (EOS), "length" (max_new_tokens), None (cancelled)
+    reason: str | None  # "stop" (EOS), "length" (max_new_tokens), "time" (deadline), None (cancelled)
     completion_tokens: int
 
 
@@ -61,6 +69,7 @@ class Sequence:
     ignore_eos: bool
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue  # receives int token ids, then one Finished (or an Exception)
+    deadline: float = math.inf  # time.monotonic() at which the row ends, finished or not
     cancel: threading.Event = field(default_factory=threading.Event)
     generated: int = 0
     next_token: int | None = None  # sampled, not yet fed through the model
@@ -84,12 +93,18 @@ class Sequence:
 class BatchScheduler:
     """Owns the model's forward passes. ``submit`` from any thread; results arrive on each queue."""
 
-    def __init__(self, model, *, eos_ids: set[int], pad_id: int, max_batch_size: int, use_adapters: bool):
+    def __init__(self, model, *, eos_ids: set[int], pad_id: int, max_batch_size: int,
+                 row_adapters: Callable[[list[str]], dict] | None = None, prefix_ids: list[int] = ()):
+        """``row_adapters``: called with each row's adapter before a forward; returns extra forward
+        arguments. ``None`` when the model serves one variant (no adapters, or one merged).
+        ``prefix_ids``: tokens most prompts start with, whose keys and values are computed once."""
         self.model = model
         self.eos_ids = eos_ids
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
-        self.use_adapters = use_adapters
+        self.row_adapters = row_adapters
+        self.prefix_ids = list(prefix_ids)
+        self._prefix_kv: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # adapter -> per layer
         self.device = next(model.parameters()).device
         self._waiting: dict[str, collections.deque[Sequence]] = {}
         self._rotation: collections.deque[str] = collections.deque()  # variants, in round-robin order
@@ -97,7 +112,7 @@ class BatchScheduler:
         self._stopping = False
         # Running batch (scheduler thread only).
         self._rows: list[Sequence] = []
-        self._pads: list[int] = []
+        self._mask: torch.Tensor | None = None  # [rows, columns]: 1 where a cache column is live
         self._cache = None
         self.steps = 0  # decode steps run, for tests and stats
         self.peak_batch = 0
@@ -164,17 +179,19 @@ class BatchScheduler:
                 log.exception("batched step failed; failing %d request(s)", len(self._rows) + len(admitted))
                 for seq in {*self._rows, *admitted}:
                     seq.send(e)
-                self._rows, self._pads, self._cache = [], [], None
+                self._rows, self._mask, self._cache = [], None, None
         for seq in self._rows:
             seq.send(Finished(None, seq.generated))
 
     def _drop_cancelled_waiting(self) -> None:
+        """Waiting requests that were cancelled or ran out of time leave the queue unstarted."""
+        now = time.monotonic()
         for adapter, q in self._waiting.items():
-            kept = [s for s in q if not s.cancel.is_set()]
+            kept = [s for s in q if not s.cancel.is_set() and s.deadline > now]
             if len(kept) != len(q):
                 for s in q:
-                    if s.cancel.is_set():
-                        s.send(Finished(None, 0))
+                    if s not in kept:
+                        s.send(Finished(None if s.cancel.is_set() else "time", 0))
                 self._waiting[adapter] = collections.deque(kept)
 
     def _admit(self, slots: int) -> list[Sequence]:
@@ -193,30 +210,55 @@ class BatchScheduler:
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             past_key_values=cache, use_cache=True, logits_to_keep=1,
         )
-        if self.use_adapters:
-            kwargs["adapter_names"] = adapters
+        if self.row_adapters is not None:
+            kwargs |= self.row_adapters(adapters)
         return self.model(**kwargs).logits[:, -1, :]
 
     def _prefill(self, seqs: list[Sequence]) -> None:
+        """New rows' first token: those that start with the template prefix reuse its keys and values."""
+        p = len(self.prefix_ids)
+        reuse = [s for s in seqs if p and len(s.prompt_ids) > p and s.prompt_ids[:p] == self.prefix_ids]
+        rest = [s for s in seqs if s not in reuse]
+        for group, known in ((reuse, p), (rest, 0)):
+            if group:
+                self._prefill_group(group, known)
+
+    def _prefill_group(self, seqs: list[Sequence], known: int) -> None:
+        """Prefill ``seqs`` whose first ``known`` tokens are the template prefix (0: none), left-padded."""
         from transformers import DynamicCache
 
-        width = max(len(s.prompt_ids) for s in seqs)
-        pads = [width - len(s.prompt_ids) for s in seqs]
-        ids = torch.tensor([[self.pad_id] * p + s.prompt_ids for s, p in zip(seqs, pads)], device=self.device)
-        mask = torch.tensor([[0] * p + [1] * len(s.prompt_ids) for s, p in zip(seqs, pads)], device=self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        cache = self._prefix_cache(seqs) if known else DynamicCache(config=self.model.config)
+        tails = [s.prompt_ids[known:] for s in seqs]
+        width = max(map(len, tails))
+        ids = torch.tensor([[self.pad_id] * (width - len(t)) + t for t in tails], device=self.device)
+        mask = torch.tensor([[1] * known + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=self.device)
+        positions = (mask.cumsum(-1) - 1)[:, known:].clamp(min=0)
         logits = self._forward(ids, mask, positions, cache, [s.adapter for s in seqs])
         self._emit(seqs, logits)
-        self._merge(seqs, pads, cache)
+        self._merge(seqs, mask, cache)
+
+    def _prefix_cache(self, seqs: list[Sequence]):
+        """A cache holding the template prefix's keys and values for each row's variant."""
+        from transformers import DynamicCache
+
+        for adapter in {s.adapter for s in seqs} - self._prefix_kv.keys():
+            alone = DynamicCache(config=self.model.config)
+            ids = torch.tensor([self.prefix_ids], device=self.device)
+            positions = torch.arange(len(self.prefix_ids), device=self.device)[None, :]
+            self._forward(ids, torch.ones_like(ids), positions, alone, [adapter])
+            self._prefix_kv[adapter] = [(layer.keys, layer.values) for layer in alone.layers]
+        cache = DynamicCache(config=self.model.config)
+        for i in range(len(self._prefix_kv[seqs[0].adapter])):
+            cache.update(torch.cat([self._prefix_kv[s.adapter][i][0] for s in seqs]),
+                         torch.cat([self._prefix_kv[s.adapter][i][1] for s in seqs]), i)
+        return cache
 
     def _decode_step(self) -> None:
-        columns = self._cache.get_seq_length()
         ids = torch.tensor([[s.next_token] for s in self._rows], device=self.device)
-        pads = torch.tensor(self._pads, device=self.device)
-        mask = (torch.arange(columns + 1, device=self.device)[None, :] >= pads[:, None]).long()
-        positions = (columns - pads)[:, None]
+        mask = torch.cat([self._mask, self._mask.new_ones(len(self._rows), 1)], dim=1)
+        positions = self._mask.sum(-1, keepdim=True)  # the row's live tokens before this one
         logits = self._forward(ids, mask, positions, self._cache, [s.adapter for s in self._rows])
+        self._mask = mask
         self.steps += 1
         self._emit(self._rows, logits)
 
@@ -235,6 +277,8 @@ class BatchScheduler:
             return "stop"
         if seq.generated >= seq.max_new_tokens:
             return "length"
+        if time.monotonic() >= seq.deadline:
+            return "time"
         return False
 
     def _drop_finished(self) -> None:
@@ -248,18 +292,18 @@ class BatchScheduler:
         if len(keep) == len(self._rows):
             return
         if not keep:
-            self._rows, self._pads, self._cache = [], [], None
+            self._rows, self._mask, self._cache = [], None, None
             return
         index = torch.tensor(keep, device=self.device)
         self._rows = [self._rows[i] for i in keep]
-        self._pads = [self._pads[i] for i in keep]
-        trim = min(self._pads)  # columns that are padding in every remaining row
+        mask = self._mask.index_select(0, index)
+        trim = int(mask.any(0).long().argmax())  # leading columns dead in every remaining row
+        self._mask = mask[:, trim:]
         for layer in self._cache.layers:
             layer.keys = layer.keys.index_select(0, index)[:, :, trim:]
             layer.values = layer.values.index_select(0, index)[:, :, trim:]
-        self._pads = [p - trim for p in self._pads]
 
-    def _merge(self, seqs: list[Sequence], pads: list[int], cache) -> None:
+    def _merge(self, seqs: list[Sequence], mask: torch.Tensor, cache) -> None:
         """Append freshly prefilled rows to the running batch, left-padding the shorter side."""
         live = [i for i, s in enumerate(seqs) if self._finish_reason(s) is False]
         for i, s in enumerate(seqs):
@@ -267,28 +311,33 @@ class BatchScheduler:
                 s.send(Finished(self._finish_reason(s), s.generated))
         if not live:
             return
-        seqs, pads = [seqs[i] for i in live], [pads[i] for i in live]
-        if len(live) != len(cache.layers[0].keys):
+        seqs = [seqs[i] for i in live]
+        if len(live) != len(mask):
             index = torch.tensor(live, device=self.device)
+            mask = mask.index_select(0, index)
             for layer in cache.layers:
                 layer.keys, layer.values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
         if self._cache is None:
-            self._rows, self._pads, self._cache = list(seqs), list(pads), cache
+            self._rows, self._mask, self._cache = list(seqs), mask, cache
         else:
-            old, new = self._cache.get_seq_length(), cache.get_seq_length()
+            old, new = self._mask.shape[1], mask.shape[1]
             width = max(old, new)
             for mine, theirs in zip(self._cache.layers, cache.layers):
                 mine.keys = torch.cat([_left_pad(mine.keys, width - old), _left_pad(theirs.keys, width - new)])
                 mine.values = torch.cat([_left_pad(mine.values, width - old), _left_pad(theirs.values, width - new)])
-            self._pads = [p + width - old for p in self._pads] + [p + width - new for p in pads]
+            self._mask = torch.cat([_left_pad(self._mask, width - old), _left_pad(mask, width - new)])
             self._rows += seqs
         self.peak_batch = max(self.peak_batch, len(self._rows))
 
 
 def _left_pad(t: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` zero columns in front: along dim 2 of a cache tensor, dim 1 of a mask."""
     if n == 0:
         return t
-    return torch.cat([t.new_zeros(t.shape[0], t.shape[1], n, t.shape[3]), t], dim=2)
+    dim = 2 if t.dim() == 4 else 1
+    shape = list(t.shape)
+    shape[dim] = n
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
 def sample(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:

@@ -52,8 +52,16 @@ def _usage(gen: GenerationStream) -> Usage:
     )
 
 
+def _with_note(body: dict, gen: GenerationStream) -> dict:
+    """An extension field, present only when a server limit ended the answer (issue 12): finish_reason
+    "length" alone cannot tell the client's own max_tokens from the server's time or token limit."""
+    if gen.note:
+        body["note"] = gen.note
+    return body
+
+
 async def create_chat_completion(req: ChatCompletionRequest, engine: InferenceEngine, settings: Settings, request: Request):
-    gen = engine.generate(GenerationRequest(_messages(req), req.model, to_sampling(req, settings)))
+    gen = await engine.generate(GenerationRequest(_messages(req), req.model, to_sampling(req, settings)))
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return StreamingResponse(
@@ -71,7 +79,7 @@ async def create_chat_completion(req: ChatCompletionRequest, engine: InferenceEn
         choices=[Choice(message=AssistantMessage(content=text), finish_reason=gen.finish_reason or "stop")],
         usage=_usage(gen),
     )
-    return JSONResponse(body.model_dump())
+    return JSONResponse(_with_note(body.model_dump(exclude={"note"}), gen))
 
 
 async def _collect(gen: GenerationStream) -> str:
@@ -112,9 +120,9 @@ async def _sse(gen: GenerationStream, model: str, include_usage: bool) -> AsyncI
 
     def chunk(delta: Delta, finish_reason=None) -> str:
         c = ChatCompletionChunk(id=cid, created=created, model=model, choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)])
-        body = c.model_dump(exclude={"usage"})
+        body = c.model_dump(exclude={"usage", "note"})
         body["choices"][0]["delta"] = delta.model_dump(exclude_none=True)
-        return _event(body)
+        return _event(_with_note(body, gen) if finish_reason else body)
 
     finished = False
     try:
@@ -124,7 +132,7 @@ async def _sse(gen: GenerationStream, model: str, include_usage: bool) -> AsyncI
         yield chunk(Delta(), gen.finish_reason or "stop")
         if include_usage:
             c = ChatCompletionChunk(id=cid, created=created, model=model, choices=[], usage=_usage(gen))
-            yield _event(c.model_dump())
+            yield _event(c.model_dump(exclude={"note"}))
         finished = True
     except EngineError as e:
         # Headers are sent already: report in-band, as OpenAI does (the SDK raises APIError on it).

@@ -5,9 +5,10 @@ returned ``Generation`` (an async iterator of text deltas; ``interface.Generatio
 runs continuous batching on one thread: a request joins the running batch at the next decode
 step and leaves it when it finishes or its client goes away (issue 5).
 
-Adapters are loaded side by side into one ``PeftModel`` and picked per row with PEFT's
-mixed-adapter batch argument ``adapter_names`` (``"__base__"`` for the base model), so the
-active adapter is never switched and one batch mixes variants.
+Adapters are loaded side by side into one ``PeftModel``, then stacked per layer by ``lora.MultiLora``
+(one masked matmul pair per layer applies each row's adapter; issue 12), so the active adapter is
+never switched and one batch mixes variants. Adapters it cannot stack (LoRA on embeddings ...) keep PEFT's own
+mixed-batch argument ``adapter_names`` (``"__base__"`` for the base model).
 
 With ``merge_adapter`` the single adapter is merged into the base weights at load
 (``merge_and_unload``): no LoRA matmuls per step, and only that adapter is served.
@@ -38,6 +39,8 @@ from .errors import (
     PromptTooLongError,
 )
 from .interface import BASE, AdapterRegistry, GenerationRequest, InferenceEngine, SamplingParams, State
+from .packed import pack_linears
+from .lora import MultiLora, peft_adapter_names
 from .settings import Settings
 from .streaming import StopMatcher, TextDeltas
 
@@ -73,6 +76,8 @@ class TransformersEngine:
         self._active = 0  # generations queued or running
         self.scheduler: BatchScheduler | None = None
         self._eos_ids: set[int] = set()
+        self._max_token_chars = 1
+        self._templated = False
 
     # ----- adapter registry -------------------------------------------------------------
     def variants(self) -> list[str]:
@@ -122,21 +127,34 @@ class TransformersEngine:
                     f"adapter {name!r} at {path} failed to load onto {base}: {type(e).__name__}: {e}; "
                     "was it trained from this base model?"
                 ) from e
+        row_adapters = None
         if self.registry.merged:
             model = model.merge_and_unload()  # W + scale * B @ A, once; the PEFT wrapper is gone
             log.info("adapter %r merged into the base weights (merge_adapter)", self.registry.merged)
+        elif self.settings.adapters:
+            if (why := MultiLora.unsupported(model)) is None:
+                row_adapters = MultiLora.wrap(model)
+                model = row_adapters.model
+            else:
+                row_adapters = peft_adapter_names
+                log.info("adapters applied through PEFT's adapter_names (slower): %s", why)
         model.eval()
+        if row_adapters is not peft_adapter_names:  # PEFT's own layers read their base layer's weight
+            pack_linears(model)
         limits = [n for n in (self.settings.max_model_len, getattr(model.config, "max_position_embeddings", None)) if n]
         self.context_window = min(limits) if limits else None
         eos = model.generation_config.eos_token_id
         self._eos_ids = {e for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self._eos_ids), 0)
         self.device = device
+        # The most characters one token can stand for (byte-level BPE: a token's string has one character per
+        # byte): a prompt of more than context_window times this many characters cannot fit, whatever it says.
+        self._max_token_chars = max(map(len, tokenizer.get_vocab()), default=1)
+        self._templated = getattr(tokenizer, "chat_template", None) is not None
         self.tokenizer, self.model = tokenizer, model
         self.scheduler = BatchScheduler(
             model, eos_ids=self._eos_ids, pad_id=pad,
-            max_batch_size=self.settings.max_batch_size,
-            use_adapters=bool(self.settings.adapters) and not self.registry.merged,
+            max_batch_size=self.settings.max_batch_size, row_adapters=row_adapters, prefix_ids=self._template_prefix(),
         )
         self.load_seconds = time.monotonic() - start
         self.state = State.OK
@@ -161,40 +179,83 @@ class TransformersEngine:
             self.scheduler.shutdown()
 
     # ----- generation ----------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> Generation:
+    async def generate(self, request: GenerationRequest) -> Generation:
         """Check the request and queue it; iterate the result for text deltas.
 
-        A plain method (not an async generator) so that not-ready, unknown-model, overloaded
-        and too-long errors raise here, before a streaming response has sent its headers.
+        Not-ready, unknown-model, overloaded and too-long errors raise here, before a streaming
+        response has sent its headers. The slot is taken before the prompt is tokenized (so the
+        bound covers tokenizing too), and tokenizing runs in a worker thread: a long prompt must
+        not stall the event loop, which answers /health and /live (issue 12).
         ``max_new_tokens`` is clamped to what the context window leaves after the prompt.
         """
         if self.state is not State.OK:
             raise NotReadyError("the model is still loading; retry when GET /health answers 200")
         variant = self.resolve(request.variant)
         if self._active >= self.settings.max_concurrency:  # before tokenizing: a refusal costs next to nothing
-            raise OverloadedError(f"{self._active} requests are queued or running (max_concurrency); retry shortly")
-        inputs = self._encode(request.messages)
-        prompt_tokens = int(inputs["input_ids"].shape[1])
-        if prompt_tokens == 0:
-            raise InvalidRequestError("messages", "messages: the prompt is empty; give at least one message with content")
-        sampling = request.sampling
-        if (window := self.context_window) is not None:
-            if prompt_tokens >= window:
-                raise PromptTooLongError(
-                    f"messages: the prompt is {prompt_tokens} tokens long and the context window is {window} tokens "
-                    "(prompt and answer together), which leaves no room for an answer; shorten the messages"
-                )
-            if sampling.max_new_tokens > window - prompt_tokens:
-                sampling = dataclasses.replace(sampling, max_new_tokens=window - prompt_tokens)
-        return Generation(self, inputs, variant, sampling, prompt_tokens)
+            raise OverloadedError(f"server busy: {self._active} requests are queued or running (max_concurrency); "
+                                  "retry shortly")
+        self._active += 1
+        started = time.monotonic()
+        admitted = False
+        try:
+            inputs = await asyncio.to_thread(self._encode, request.messages)
+            prompt_tokens = int(inputs["input_ids"].shape[1])
+            if prompt_tokens == 0:
+                raise InvalidRequestError("messages", "messages: the prompt is empty; give at least one message with content")
+            sampling = request.sampling
+            if (window := self.context_window) is not None:
+                if prompt_tokens >= window:
+                    raise PromptTooLongError(
+                        f"messages: the prompt is {prompt_tokens} tokens long and the context window is {window} tokens "
+                        "(prompt and answer together), which leaves no room for an answer; shorten the messages"
+                    )
+                if sampling.max_new_tokens > window - prompt_tokens:
+                    sampling = dataclasses.replace(
+                        sampling, max_new_tokens=window - prompt_tokens,
+                        limit_note=f"max_tokens was lowered to {window - prompt_tokens}, what the context window of "
+                                   f"{window} tokens leaves after the prompt",
+                    )
+            gen = Generation(self, inputs, variant, sampling, prompt_tokens, deadline=started + self.settings.max_request_seconds)
+            admitted = True
+            return gen
+        finally:
+            if not admitted:  # refused, failed or cancelled while tokenizing: the slot is free again
+                self._active -= 1
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        """The prompt as text: the chat template's rendering, or the contents joined by newlines."""
+        if self._templated:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return "\n".join(m["content"] for m in messages)
+
+    def _tokenize(self, text: str):
+        # The chat template's text already holds its special tokens (apply_chat_template does the same).
+        return self.tokenizer(text, add_special_tokens=not self._templated, return_tensors="pt")
 
     def _encode(self, messages: list[dict[str, str]]):
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None) is not None:
-            inputs = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
-        else:
-            inputs = tok("\n".join(m["content"] for m in messages), return_tensors="pt")
-        return inputs.to(self.device)
+        """The prompt's token ids (worker thread). Its length in characters is checked first: a prompt
+        longer than the context window could hold even at the tokenizer's longest token is refused
+        without tokenizing it, as tokenizing megabytes takes seconds and gigabytes (issue 12)."""
+        text = self._render(messages)
+        if (window := self.context_window) is not None and len(text) > window * self._max_token_chars:
+            raise PromptTooLongError(
+                f"messages: the prompt is {len(text)} characters long, more than the context window of {window} tokens "
+                f"can hold (at most {self._max_token_chars} characters per token with this tokenizer); shorten the messages"
+            )
+        return self._tokenize(text).to(self.device)
+
+    def _template_prefix(self) -> list[int]:
+        """The tokens every one-message prompt starts with (the template's default system prompt and the
+        user turn's header): what two prompts that differ from their first character share. The
+        scheduler computes their keys and values once per variant; a prompt that does not start with
+        exactly these ids (its own system message, say) is prefilled whole."""
+        if not self._templated:
+            return []
+        a, b = (self._tokenize(self._render([{"role": "user", "content": c}]))["input_ids"][0].tolist() for c in ("A", "1 2"))
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return a[:n]
 
     def _sequence(self, gen: Generation, loop, queue) -> Sequence:
         sp = gen.sampling
@@ -202,7 +263,7 @@ class TransformersEngine:
             prompt_ids=gen.inputs["input_ids"][0].tolist(),
             adapter=PEFT_BASE if gen.variant == BASE or self.registry.merged else gen.variant,
             max_new_tokens=sp.max_new_tokens, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k,
-            seed=sp.seed, ignore_eos=sp.ignore_eos, loop=loop, queue=queue,
+            seed=sp.seed, ignore_eos=sp.ignore_eos, loop=loop, queue=queue, deadline=gen.deadline,
         )
 
 
@@ -210,7 +271,8 @@ class TransformersEngine:
 class Generation:
     """One admitted generation: an async iterator of text deltas; stats are set once it ends.
 
-    It is queued in the scheduler when iteration starts; closing it (or abandoning the
+    It holds one of the engine's ``max_concurrency`` slots (taken by ``generate``) until it ends or
+    is closed. It is queued in the scheduler when iteration starts; closing it (or abandoning the
     iteration) cancels it, and the scheduler drops its row at the next step.
     """
 
@@ -219,13 +281,14 @@ class Generation:
     variant: str
     sampling: SamplingParams
     prompt_tokens: int
+    deadline: float  # time.monotonic() past which the scheduler ends it (max_request_seconds)
     completion_tokens: int = 0
     finish_reason: str | None = None  # "stop" or "length" once finished
+    note: str | None = None  # why a server limit ended it, when one did
     _seq: Sequence | None = None
     _released: bool = False
 
     def __post_init__(self):
-        self.engine._active += 1
         self._iter = self._run()
 
     def __aiter__(self) -> AsyncIterator[str]:
@@ -250,6 +313,15 @@ class Generation:
             self._released = True
             self.engine._active -= 1
 
+    def _limit_note(self, reason: str | None) -> str | None:
+        if reason == "time":
+            limit = self.engine.settings.max_request_seconds
+            return (f"stopped after {self.completion_tokens} tokens: the server's time limit of {limit:g} s per request "
+                    "(max_request_seconds) was reached; ask for fewer tokens")
+        if reason == "length" and self.sampling.limit_note and self.completion_tokens >= self.sampling.max_new_tokens:
+            return f"stopped after {self.completion_tokens} tokens: {self.sampling.limit_note}"
+        return None
+
     async def _run(self) -> AsyncIterator[str]:
         queue: asyncio.Queue = asyncio.Queue()
         self._seq = self.engine._sequence(self, asyncio.get_running_loop(), queue)
@@ -271,7 +343,8 @@ class Generation:
             if not matcher.matched and (out := matcher.feed(text.finish()) + matcher.flush()):
                 yield out
             self.completion_tokens = item.completion_tokens
-            self.finish_reason = "stop" if matcher.matched or item.reason != "length" else "length"
+            self.finish_reason = "stop" if matcher.matched or item.reason not in ("length", "time") else "length"
+            self.note = self._limit_note(item.reason)
         finally:
             self._cancel()  # a no-op on normal completion; drops the row on disconnect
             self._release()

@@ -3,10 +3,11 @@
 An engine (``engine.TransformersEngine`` today; a vLLM engine with its LoRA support on a GPU
 later, see ``factory.py``) provides:
 
-* ``generate(request)`` — checks the request at once (not ready, unknown model, prompt too long,
+* ``await generate(request)`` — checks the request (not ready, unknown model, prompt too long,
   overloaded: raised here, before a streaming response sends its headers) and returns a
-  ``GenerationStream``: an async iterator of text deltas that also reports token counts and the
-  finish reason, and stops generating when closed (the client went away);
+  ``GenerationStream``: an async iterator of text deltas that also reports token counts, the
+  finish reason and a note when a server limit ended it, and stops generating when closed (the
+  client went away). It must not block the event loop (tokenizing runs in a thread);
 * ``health()`` — the ``GET /health`` body; ``status == "ok"`` once requests can be served;
 * the adapter registry — ``variants()`` and ``resolve(name)``, shared by every engine through
   ``AdapterRegistry`` so that model names mean the same whichever engine serves them;
@@ -38,6 +39,7 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # keep going past EOS up to max_new_tokens (benchmarks; vLLM has it too)
+    limit_note: str | None = None  # set when a server limit lowered max_new_tokens: said if the answer reaches it
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class GenerationStream(Protocol):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None  # "stop" or "length" once finished
+    note: str | None  # once finished: why a server limit (time, max_tokens cap, context window) ended it, if one did
 
     def __aiter__(self) -> AsyncIterator[str]: ...
     async def __anext__(self) -> str: ...
@@ -78,7 +81,7 @@ class InferenceEngine(Protocol):
     def resolve(self, name: str) -> str: ...
     async def load_async(self) -> None: ...
     def health(self) -> dict: ...
-    def generate(self, request: GenerationRequest) -> GenerationStream: ...
+    async def generate(self, request: GenerationRequest) -> GenerationStream: ...
     def shutdown(self) -> None: ...
 
 

@@ -2,18 +2,40 @@
 
 Requests: each rule is one validator whose error names the field, so the 400 answer can say
 ``param: "temperature"``. Unknown request fields are ignored, as the OpenAI SDK sends some
-(``user``, ``frequency_penalty`` ...) that change nothing here.
+(``user``, ``frequency_penalty`` ...) that change nothing here. Numbers and booleans are strict
+(issue 12): ``max_tokens: true`` or ``"10"`` is a 400 naming the field, not a quiet conversion;
+an integer is still a valid float. Text fields refuse lone surrogates (``"\\ud800"``, valid JSON
+but not Unicode), which no tokenizer or UTF-8 response can carry.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 MAX_STOP_SEQUENCES = 4
+# OpenAI's own limit. Checked before the messages are validated one by one: validating tens of
+# thousands of tiny messages (a 1 MB body) took a third of a second of the event loop (issue 12).
+MAX_MESSAGES = 2048
+
+
+def unicode_text(value: str) -> str:
+    """``value`` if it is encodable Unicode; else ``ValueError`` saying where the lone surrogate is."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"contains a lone surrogate (\\u{ord(value[e.start]):04x}) at character {e.start}: "
+                         "text must be valid Unicode; send the character's full surrogate pair or drop it") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(unicode_text)]
+StrictInt = Annotated[int, Strict()]
+StrictFloat = Annotated[float, Strict()]  # an int is accepted too; a bool or a string is not
+StrictBool = Annotated[bool, Strict()]
 
 
 class SamplingFields(BaseModel):
@@ -21,14 +43,14 @@ class SamplingFields(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None  # extension (vLLM and TGI accept it too)
-    seed: int | None = None
-    stop: list[str] | None = None
-    ignore_eos: bool | None = None  # extension (as vLLM): generate exactly max_tokens, for benchmarks
+    max_tokens: StrictInt | None = None
+    max_completion_tokens: StrictInt | None = None
+    temperature: StrictFloat | None = None
+    top_p: StrictFloat | None = None
+    top_k: StrictInt | None = None  # extension (vLLM and TGI accept it too)
+    seed: StrictInt | None = None
+    stop: list[Text] | None = None
+    ignore_eos: StrictBool | None = None  # extension (as vLLM): generate exactly max_tokens, for benchmarks
 
     @field_validator("max_tokens", "max_completion_tokens")
     @classmethod
@@ -72,7 +94,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str = ""
+    content: Text = ""
 
     @field_validator("content", mode="before")
     @classmethod
@@ -92,21 +114,23 @@ class ChatMessage(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatCompletionRequest(SamplingFields):
-    model: str
+    model: Text
     messages: list[ChatMessage]
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: int = 1
+    n: StrictInt = 1
 
-    @field_validator("messages")
+    @field_validator("messages", mode="before")
     @classmethod
-    def _messages_not_empty(cls, v: list[ChatMessage]) -> list[ChatMessage]:
-        if not v:
+    def _messages_count(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
             raise ValueError("must contain at least one message")
+        if isinstance(v, list) and len(v) > MAX_MESSAGES:
+            raise ValueError(f"at most {MAX_MESSAGES} messages, got {len(v)}")
         return v
 
     @field_validator("n")
@@ -151,6 +175,7 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
+    note: str | None = Field(None, description="extension: why a server limit ended the answer, when one did")
 
 
 class Delta(BaseModel):
@@ -172,6 +197,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    note: str | None = Field(None, description="extension, on the chunk with finish_reason: as ChatCompletion.note")
 
 
 class ModelCard(BaseModel):

@@ -10,9 +10,13 @@ Contract (DESIGN.md, "Inference server contract"):
 * Env overrides: ``AITK_BASE_MODEL``, ``AITK_DEVICE``, ``AITK_ENGINE``, ``AITK_MERGE_ADAPTER``
   (``1``/``true``/``0``/``false``), ``HOST`` (``0.0.0.0``), ``PORT`` (7860), ``AITK_API_KEY``.
 
-Request limits: a request's ``max_tokens`` is clamped to ``max_new_tokens_limit`` and to what is
-left of the context window (``max_model_len``, default the model's ``max_position_embeddings``)
-after its prompt; a prompt that leaves no room for one new token is refused (400, ``messages``).
+Request limits (issue 12: no single request may stall the server): a request body larger than
+``max_request_bytes`` is refused (413) on every route, Gradio's included; a request's
+``max_tokens`` is clamped to ``max_new_tokens_limit`` and to what is left of the context window
+(``max_model_len``, default the model's ``max_position_embeddings``) after its prompt; a prompt
+that leaves no room for one new token is refused (400, ``messages``); a generation still running
+``max_request_seconds`` after it was admitted ends with ``finish_reason`` "length" and a note;
+past ``max_concurrency`` requests queued or running (OpenAI route and Gradio together), 503.
 
 Keys of the file (all optional; ``SettingsFile`` below has the defaults)::
 
@@ -20,8 +24,9 @@ Keys of the file (all optional; ``SettingsFile`` below has the defaults)::
      "merge_adapter": false,      # true: fold the one adapter into the base weights (faster;
                                   #   only that adapter is served, "base" gets a 400 naming this key)
      "engine": "auto",            # "transformers" | "vllm" | "auto" (see factory.py)
-     "max_new_tokens": 256, "max_new_tokens_limit": 4096, "max_model_len": null,
-     "max_concurrency": 16, "max_batch_size": 16, "gradio_concurrency": 8, "device": "auto"}
+     "max_new_tokens": 256, "max_new_tokens_limit": 1024, "max_model_len": null,
+     "max_request_seconds": 180, "max_request_bytes": 1048576,
+     "max_concurrency": 16, "max_batch_size": 16, "device": "auto"}
 """
 
 from __future__ import annotations
@@ -53,11 +58,13 @@ class SettingsFile(BaseModel):
     base_model: str = DEFAULT_BASE_MODEL
     adapters: dict[str, str] = Field(default_factory=dict)
     max_new_tokens: int = Field(256, ge=1, description="default when a request gives none")
-    max_new_tokens_limit: int = Field(4096, ge=1, description="largest max_tokens; larger requests are clamped to it")
+    max_new_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens; larger requests are clamped to it")
     max_model_len: int | None = Field(None, ge=2, description="context window (prompt + answer); default the model's")
     max_concurrency: int = Field(16, ge=1, description="requests queued or running; more get 503")
     max_batch_size: int = Field(16, ge=1, description="rows decoded together; more requests wait for a free row")
-    gradio_concurrency: int = Field(8, ge=1, description="Gradio queue default_concurrency_limit")
+    # Under the 240 s Azure Container Apps ingress timeout, so a non-streamed answer still reaches the client.
+    max_request_seconds: float = Field(180, gt=0, description="a generation still running this long after admission ends")
+    max_request_bytes: int = Field(1 << 20, ge=1024, description="largest request body on any route; larger gets 413")
     device: str = Field("auto", description='"auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1" ...')
     engine: Literal["auto", "transformers", "vllm"] = Field("auto", description="see factory.py")
     merge_adapter: bool = Field(False, description="fold the one adapter into the base weights; base is then not served")
@@ -78,7 +85,8 @@ class Settings(BaseModel):
     max_model_len: int | None = None
     max_concurrency: int
     max_batch_size: int = 16
-    gradio_concurrency: int
+    max_request_seconds: float = 180
+    max_request_bytes: int = 1 << 20
     device: str = "auto"
     engine: str = "auto"
     merge_adapter: bool = False
@@ -158,7 +166,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_model_len=file.max_model_len,
         max_concurrency=file.max_concurrency,
         max_batch_size=file.max_batch_size,
-        gradio_concurrency=file.gradio_concurrency,
+        max_request_seconds=file.max_request_seconds,
+        max_request_bytes=file.max_request_bytes,
         device=env.get("AITK_DEVICE") or file.device,
         engine=file.engine,
         merge_adapter=file.merge_adapter,

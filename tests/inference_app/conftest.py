@@ -19,6 +19,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 API_KEY = "test-key-5d41402abc4b2a76"
 ADAPTER = "demo-lora"
+SECOND_ADAPTER = "other-lora"  # other modules and ranks than ADAPTER, so layers hold different adapter sets
 BASE_ID = "SmolLM2-135M-Instruct"
 START_TIMEOUT = 90
 
@@ -43,6 +44,11 @@ def mount_root(tmp_path_factory, base_model_path) -> Path:
     # Non-zero init (and a large alpha) so the adapter's greedy text clearly differs from base.
     lora = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(base, lora).save_pretrained(root / "models" / ADAPTER)
+    base = AutoModelForCausalLM.from_pretrained(base_model_path, dtype=torch.float32)
+    # o_proj at rank 2 (rank_pattern): layers holding the same adapters can differ in rank
+    other = LoraConfig(r=8, lora_alpha=16, target_modules=["v_proj", "o_proj", "down_proj"], rank_pattern={"o_proj": 2},
+                       init_lora_weights=False)
+    get_peft_model(base, other).save_pretrained(root / "models" / SECOND_ADAPTER)
     write_settings(root, {"base_model": f"model-cache/{BASE_ID}", "adapters": {ADAPTER: f"models/{ADAPTER}"}, "max_new_tokens": 16})
     return root
 
@@ -93,6 +99,12 @@ def server(mount_root, tmp_path_factory):
 @pytest.fixture(scope="session")
 def adapter_name() -> str:
     return ADAPTER
+
+
+@pytest.fixture(scope="session")
+def second_adapter(mount_root) -> tuple[str, Path]:
+    """A second adapter on the same base (not in the session server's settings): name and folder."""
+    return SECOND_ADAPTER, mount_root / "models" / SECOND_ADAPTER
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,19 @@
 """Helpers for the inference_app tests (a module, not the conftest, so test files can import them)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers import REPO, free_port
 
-__all__ = ["REPO", "free_port", "run_server_to_exit", "server_env", "write_settings"]
+__all__ = ["REPO", "free_port", "run_server_to_exit", "serve_in_thread", "server_env", "write_settings"]
 
 
 def write_settings(root: Path, content: dict) -> Path:
@@ -40,3 +44,23 @@ def run_server_to_exit(root: Path, **extra_env: str) -> tuple[int, str]:
         capture_output=True, text=True, timeout=60,
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+@contextlib.contextmanager
+def serve_in_thread(app) -> Iterator[str]:
+    """A real uvicorn on loopback in this process (so a test can look at the engine), yielding its URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

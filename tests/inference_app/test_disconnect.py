@@ -4,13 +4,11 @@ continuous batching a later request is served alongside a runaway one, so timing
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
-from server_helpers import free_port
+from server_helpers import serve_in_thread
 
 from inference_app.api import create_app
 from inference_app.engine import TransformersEngine
@@ -25,17 +23,9 @@ def live(mount_root):
     s = load_settings({"AITK_MOUNT_ROOT": str(mount_root), "AITK_SETTINGS": str(mount_root / "inference" / "settings.json")})
     engine = TransformersEngine(s.model_copy(update={"max_new_tokens_limit": LONG}))
     engine.load()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, with_ui=False), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield engine, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(create_app(engine, with_ui=False)) as url:
+        yield engine, url
+    engine.shutdown()
 
 
 def story(**kw) -> dict:

@@ -33,6 +33,7 @@ class EchoStream:
     max_new_tokens: int
     completion_tokens: int = 0
     finish_reason: str | None = None
+    note: str | None = None
     closed: bool = False
 
     def __aiter__(self):
@@ -72,7 +73,7 @@ class EchoEngine:
     def health(self):
         return {"status": "ok", "model": "echo", **self.registry.health_fields()} if self.ready else {"status": "loading"}
 
-    def generate(self, request: GenerationRequest) -> GenerationStream:
+    async def generate(self, request: GenerationRequest) -> GenerationStream:
         if not self.ready:
             raise NotReadyError("loading")
         self.resolve(request.variant)

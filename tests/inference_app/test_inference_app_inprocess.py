@@ -46,12 +46,12 @@ async def _overload_check(engine):
     from inference_app.errors import OverloadedError
 
     req = GenerationRequest([{"role": "user", "content": "hi"}], "base", SamplingParams(max_new_tokens=2))
-    first = engine.generate(req)
+    first = await engine.generate(req)
     with pytest.raises(OverloadedError):
-        engine.generate(req)
+        await engine.generate(req)
     assert [d async for d in first]  # the admitted one still runs
     await first.aclose()
-    second = engine.generate(req)  # the slot was released
+    second = await engine.generate(req)  # the slot was released
     await second.aclose()
 
 

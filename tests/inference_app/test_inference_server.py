@@ -120,6 +120,20 @@ def test_unknown_model_is_404_naming_model(client):
         ({"seed": "lucky"}, "seed"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"model": None}, "model"),
+        # strict types (issue 12): no quiet conversion of booleans, strings or fractions
+        ({"max_tokens": True}, "max_tokens"),
+        ({"max_tokens": "10"}, "max_tokens"),
+        ({"max_tokens": 10.5}, "max_tokens"),
+        ({"max_completion_tokens": False}, "max_completion_tokens"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"top_p": True}, "top_p"),
+        ({"top_k": "5"}, "top_k"),
+        ({"seed": True}, "seed"),
+        ({"stream": "true"}, "stream"),
+        ({"stream": 1}, "stream"),
+        ({"ignore_eos": "yes"}, "ignore_eos"),
+        ({"n": "1"}, "n"),
+        ({"stream_options": {"include_usage": 1}}, "stream_options.include_usage"),
     ],
 )
 def test_bad_input_is_400_naming_the_field(server, patch, param):

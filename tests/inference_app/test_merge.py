@@ -1,5 +1,6 @@
 """merge_adapter (issue 5): the demo adapter merged into the base weights gives the same greedy text
-as the same adapter applied per row, on the demo prompts; and ``base`` is refused, naming the setting."""
+as the same adapter applied per row, on the demo prompts, batched and alone; and ``base`` is refused,
+naming the setting."""
 
 from __future__ import annotations
 
@@ -27,14 +28,16 @@ def demo_settings(tmp_path, demo_assets, **extra):
     return load_settings({"AITK_MOUNT_ROOT": str(tmp_path), "AITK_SETTINGS": str(tmp_path / "inference" / "settings.json")})
 
 
-def greedy_all(engine, variants) -> dict:
-    async def one(prompt, variant):
-        gen = engine.generate(GenerationRequest([{"role": "user", "content": prompt}], variant, SamplingParams(TOKENS)))
-        return "".join([d async for d in gen])
+async def one(engine, prompt, variant):
+    gen = await engine.generate(GenerationRequest([{"role": "user", "content": prompt}], variant, SamplingParams(TOKENS)))
+    return "".join([d async for d in gen])
 
+
+def greedy_all(engine, variants) -> dict:
+    """Every demo prompt on every variant, all at once (one batch)."""
     async def everything():
         jobs = [(p, v) for v in variants for p in DEMO_PROMPTS]
-        return dict(zip(jobs, await asyncio.gather(*(one(p, v) for p, v in jobs))))
+        return dict(zip(jobs, await asyncio.gather(*(one(engine, p, v) for p, v in jobs))))
 
     return asyncio.run(everything())
 
@@ -51,13 +54,16 @@ def test_merged_adapter_gives_the_same_greedy_text_as_the_adapter_per_row(tmp_pa
     merged = TransformersEngine(demo_settings(tmp_path / "b", demo_assets, merge_adapter=True))
     merged.load()
     try:
-        assert not merged.scheduler.use_adapters and not hasattr(merged.model, "peft_config")
+        assert merged.scheduler.row_adapters is None and not hasattr(merged.model, "peft_config")
         folded = greedy_all(merged, ["demo-facts"])
+        alone = {p: asyncio.run(one(merged, p, "demo-facts")) for p in DEMO_PROMPTS[:4]}
     finally:
         merged.shutdown()
 
     for prompt in DEMO_PROMPTS:
         assert folded[(prompt, "demo-facts")] == per_row[(prompt, "demo-facts")], prompt
+    for prompt, text in alone.items():  # merged, a prompt alone gives what it gives in the batch
+        assert text == folded[(prompt, "demo-facts")], prompt
     changed = sum(per_row[(p, "demo-facts")] != per_row[(p, "base")] for p in DEMO_PROMPTS)
     assert changed >= len(DEMO_PROMPTS) // 2  # the adapter matters, so equality above means something
 

@@ -67,3 +67,21 @@ def execute_notebook(root: Path, artifact: str):
         (REPO / "test-artifacts").mkdir(exist_ok=True)
         nbformat.write(nb, REPO / "test-artifacts" / artifact)
     return nb
+
+
+def outputs(cell) -> str:
+    """A notebook cell's outputs as one text: streams, plain and HTML data, errors."""
+    text = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            text.append(out["text"])
+        elif "data" in out:
+            text.append(out["data"].get("text/plain", ""))
+            text.append(out["data"].get("text/html", ""))
+        elif out.get("output_type") == "error":
+            text.append(f"{out['ename']}: {out['evalue']}")
+    return "\n".join(text)
+
+
+def tagged(nb, tag):
+    return next(c for c in nb.cells if tag in c.get("metadata", {}).get("tags", []))

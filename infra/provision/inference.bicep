@@ -1,5 +1,5 @@
 // GPU inference for fine-tuned LoRA adapters on Azure Container Apps (aitk-nb).
-// The same template as inference.json, which aitk-nb deploys (tests/unit/test_template.py keeps
+// The same template as inference.json, which aitk-nb deploys (tests/toolkit/test_template.py keeps
 // the two in agreement). To deploy by hand:
 //   az deployment group create -g <resource-group> -f infra/provision/inference.bicep \
 //     -p maximumInstanceCount=1 [name=value ...]

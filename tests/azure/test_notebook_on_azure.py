@@ -2,14 +2,9 @@
 real kernel: the same cells as on the local target. The double runs each revision for real (the
 container's command over the share's folder, behind the app's HTTPS ingress), so deploy waits for
 the real server, and eval, the OpenAI cell and logs go through the ingress with the app's API key."""
-import sys
-
 import pytest
 
-from helpers import REPO, execute_notebook, notebook_project
-
-sys.path.insert(0, str(REPO / "tests" / "notebook"))
-from test_notebook import outputs, tagged  # noqa: E402
+from helpers import execute_notebook, notebook_project, outputs, tagged
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -4,26 +4,9 @@ import json
 
 import pytest
 
-from helpers import REPO, execute_notebook, free_port, notebook_project
+from helpers import REPO, execute_notebook, free_port, notebook_project, outputs, tagged
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def outputs(cell) -> str:
-    text = []
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream":
-            text.append(out["text"])
-        elif "data" in out:
-            text.append(out["data"].get("text/plain", ""))
-            text.append(out["data"].get("text/html", ""))
-        elif out.get("output_type") == "error":
-            text.append(f"{out['ename']}: {out['evalue']}")
-    return "\n".join(text)
-
-
-def tagged(nb, tag):
-    return next(c for c in nb.cells if tag in c.get("metadata", {}).get("tags", []))
 
 
 def test_remote_inference_notebook_runs_end_to_end(tmp_path, demo_assets, monkeypatch):

@@ -35,6 +35,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -399,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     evals: list[tuple[float, float]] = []
     extra: list[str] = []
     servers: dict[str, Server] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the servers (finally below)
     with tempfile.TemporaryDirectory(prefix="aitk-bench-") as tmp:
         work = Path(tmp)
         try:

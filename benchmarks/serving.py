@@ -24,8 +24,10 @@ in the first ``--baseline-repeats``). Ratios are taken within a repeat, then sum
 and range.
 
 Then the evaluation the notebook runs: ``aitk_nb.evaluate`` (gradio_client, the Gradio API) of 32
-prompts x (base, demo-facts) at concurrency 1 and 8, interleaved ``--eval-repeats`` times; and
-cold start (process start to /health 200) and peak memory (VmHWM) of both servers.
+prompts x (base, demo-facts) at concurrency 1 and 8, interleaved ``--eval-repeats`` times, and
+beside it the same 64 answers through raw ``generate`` of PEFT's model (one at a time, then batches
+of 8 with ``adapter_names``): what batching alone gives a workload of uneven answers; and cold start
+(process start to /health 200) and peak memory (VmHWM) of both servers.
 """
 
 from __future__ import annotations
@@ -173,6 +175,36 @@ def raw_batched(model_path: str, concurrency: int, repeat: int, args) -> Level:
     level.tokens = int(new.numel()) if args.ignore_eos else int((new != tok.eos_token_id).sum())
     level.latency = [level.seconds] * concurrency
     return level
+
+
+_RAW_EVAL = None
+
+
+def raw_eval_seconds(assets: dict[str, str], batch: int, args) -> float:
+    """The evaluation's ceiling: the same 64 answers (eval prompts x base, adapter; greedy, stopping at
+    EOS or ``--eval-max-tokens``) through raw ``generate`` of PEFT's model, ``batch`` answers per call
+    in the evaluation's order (a mixed batch through PEFT's ``adapter_names``)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    global _RAW_EVAL
+    if _RAW_EVAL is None:
+        tok = AutoTokenizer.from_pretrained(assets["base_model"], padding_side="left")
+        base = AutoModelForCausalLM.from_pretrained(assets["base_model"], dtype=torch.float32)
+        _RAW_EVAL = (tok, PeftModel.from_pretrained(base, assets[ADAPTER], adapter_name=ADAPTER).eval())
+    tok, model = _RAW_EVAL
+    jobs = [(p, v) for p in eval_prompts() for v in ("__base__", ADAPTER)]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(jobs), batch):
+            chunk = jobs[i:i + batch]
+            texts = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+                     for p, _ in chunk]
+            inputs = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            model.generate(**inputs, adapter_names=[v for _, v in chunk], max_new_tokens=args.eval_max_tokens,
+                           do_sample=False, pad_token_id=tok.eos_token_id)
+    return time.perf_counter() - start
 
 
 # ----- servers -------------------------------------------------------------------------------------
@@ -350,7 +382,7 @@ TARGETS = [("adapter / base", "adapter", "base", 0.9), ("base+adapter / base", "
            ("base / raw generate", "base", "raw generate", 0.8)]
 
 
-def targets(levels: list[Level], evals: list[tuple[float, float]]) -> str:
+def targets(levels: list[Level], evals: list[tuple[float, float]], raw_evals: list[tuple[float, float]]) -> str:
     lines = []
     for label, n, d, want in TARGETS:
         got = ratio_values(levels, 8, n, d)
@@ -361,6 +393,14 @@ def targets(levels: list[Level], evals: list[tuple[float, float]]) -> str:
         speedups = [one / eight for one, eight in evals]
         verdict = "met" if statistics.mean(speedups) >= 4 else "NOT met"
         lines.append(f"evaluation, concurrency 8 vs 1 >= 4x: {spread(speedups)}x -> {verdict}")
+    if evals and raw_evals:
+        # The same answers' speed-up through raw generate is what batching alone gives this workload
+        # (answers of uneven length, a prefill per answer): the server's, within each repeat, against it.
+        relative = [(one / eight) / (raw_one / raw_eight) for (one, eight), (raw_one, raw_eight) in zip(evals, raw_evals)]
+        verdict = "met" if statistics.mean(relative) >= 1 else "NOT met"
+        lines.append(f"evaluation speed-up vs raw generate's on the same answers >= 1: {spread(relative)} -> {verdict}")
+        lines.append(f"evaluation at concurrency 8 vs raw generate in batches of 8 (time ratio, >= 1 is faster): "
+                     f"{spread([raw_eight / eight for (_, eight), (_, raw_eight) in zip(evals, raw_evals)])}")
     return "\n".join(lines)
 
 
@@ -398,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
 
     levels: list[Level] = []
     evals: list[tuple[float, float]] = []
+    raw_evals: list[tuple[float, float]] = []  # the same answers through raw generate
     extra: list[str] = []
     servers: dict[str, Server] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the servers (finally below)
@@ -437,23 +478,31 @@ def main(argv: list[str] | None = None) -> int:
                     evals.append((took[1], took[8]))
                     print(f"  evaluation repeat {r + 1}: concurrency 1 {took[1]:.1f} s, concurrency 8 {took[8]:.1f} s "
                           f"({took[1] / took[8]:.2f}x), load {os.getloadavg()[0]:.1f}", flush=True)
+                    raw = {b: raw_eval_seconds(assets, b, args) for b in order}
+                    raw_evals.append((raw[1], raw[8]))
+                    print(f"  the same answers, raw generate: one at a time {raw[1]:.1f} s, batches of 8 {raw[8]:.1f} s "
+                          f"({raw[1] / raw[8]:.2f}x), load {os.getloadavg()[0]:.1f}", flush=True)
             extra += [f"{s.name}: peak memory (VmHWM) {s.peak_rss_mb():.0f} MB" for s in servers.values()]
         finally:
             for s in servers.values():
                 s.stop()
 
-    print()
-    print(table(levels, args.concurrency))
-    print()
-    print("tokens/s ratios within each repeat: mean (min–max)")
-    print(ratios(levels, args.concurrency))
+    if levels:
+        print()
+        print(table(levels, args.concurrency))
+        print()
+        print("tokens/s ratios within each repeat: mean (min–max)")
+        print(ratios(levels, args.concurrency))
     if evals:
         print()
         print(f"evaluation, 32 prompts x (base, {ADAPTER}), {args.eval_max_tokens} tokens max, aitk_nb.evaluate over gradio_client:")
         for i, (one, eight) in enumerate(evals, 1):
             print(f"  repeat {i}: concurrency 1 {one:.1f} s, concurrency 8 {eight:.1f} s, {one / eight:.2f}x")
+        print("the same answers through raw generate (PEFT, adapter_names), in this process:")
+        for i, (one, eight) in enumerate(raw_evals, 1):
+            print(f"  repeat {i}: one at a time {one:.1f} s, batches of 8 {eight:.1f} s, {one / eight:.2f}x")
     print()
-    print(targets(levels, evals))
+    print(targets(levels, evals, raw_evals))
     print()
     print("\n".join(extra))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")

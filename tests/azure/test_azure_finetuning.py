@@ -52,6 +52,7 @@ def test_provision_from_the_finetuning_creates_only_the_app_and_teardown_keeps_t
     assert {a for r, a in actions.items() if not r.startswith("Microsoft.App/containerApps/")} == {
         "Reuse (existed before provision: referenced, not changed)"}
     assert [a for r, a in actions.items() if r.startswith("Microsoft.App/containerApps/")] == ["Create"]
+    assert not [r for r in actions if "OperationalInsights" in r]  # the reused environment's workspace is not ours to use
 
     done = aitk_nb.provision("azure", project=project, progress=False)
     config = config_of(project)
@@ -150,6 +151,11 @@ def test_a_reused_environment_without_a_gpu_profile_says_which_is_missing(azure,
                                         r"added when an environment is created: set acaEnvironmentName to a new name"):
         aitk_nb.provision("azure", project=project, what_if=True, progress=False,
                           overrides={"gpuWorkloadProfileType": "NC48-A100"})
+    # A teardown from this clone (no config) is not blocked by provision's checks, and deletes nothing of theirs.
+    before = snapshot(azure, ft.resource_group)
+    done = aitk_nb.teardown(yes=True, project=project, target="azure", resource_group=ft.resource_group, show=None)
+    assert not [row for row in done.card().rows if row[0] in ("delete", "deleted")]
+    assert snapshot(azure, ft.resource_group) == before
 
 
 def test_the_provision_form_shows_the_finetunings_values_and_a_second_press_applies_changes(azure, project, finetuned):

@@ -14,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import aitk_nb
 from aitk_nb.errors import AitkError
 from azure_double.clients import clients, share_client
-from azure_helpers import config_of
+from azure_helpers import assert_no_secret, config_of
 
 pytestmark = pytest.mark.timeout(300)
 RG = "rg-aitk"
@@ -139,8 +139,8 @@ def test_a_storage_account_of_ours_holding_a_share_aitk_did_not_make_is_kept(azu
     st = clients(azure)[3]
     st.file_shares.create(RG, config["STORAGE_ACCOUNT_NAME"], "teammate", {})  # added later, by hand
     done = aitk_nb.teardown(yes=True, project=project, show=None)
-    kept = dict((w, d) for w, d in done.card().rows if w == "keep")
-    assert "it holds what aitk-nb did not make for it: file share teammate" in kept["keep"]
+    assert any("it holds what aitk-nb did not make for it: file share teammate" in d
+               for w, d in done.card().rows if w == "keep")
     assert resource(azure, "Microsoft.Storage/storageAccounts", config["STORAGE_ACCOUNT_NAME"])
     assert azure.state.get(resource(azure, "Microsoft.Storage/storageAccounts", config["STORAGE_ACCOUNT_NAME"])["id"]
                            + f"/fileServices/default/shares/{config['FILE_SHARE_NAME']}") is None  # ours went
@@ -198,6 +198,7 @@ def test_rotate_key_gives_a_new_key_and_says_what_clients_must_update(azure, roo
     assert new and new != old
     assert any("rotated" in n and "old key now get 401" in n for n in done.notes)
     assert "rotated" in str(done)
+    assert_no_secret(azure, str(done), *done.notes)  # the card says a key changed, never the key
     aitk_nb.endpoint(project=project).wait(60, progress=False)  # the replica restarted to take the new secret
     url = config_of(project)["ACA_APP_ENDPOINT"] + "/v1/models"
     verify = azure.client_ssl_context()
@@ -227,6 +228,7 @@ def test_a_plan_that_modifies_what_exists_is_asked_about(azure, roomy_quota, pro
                                  confirm=lambda q: asked.append(q) or True)
     op.result(timeout=120)
     assert "Modify Microsoft.App/containerApps/" in asked[0] and "echo changed" in asked[0]
+    assert_no_secret(azure, asked[0])  # the question shows the app's changes, not its secrets
     assert app_args(azure) == ["; ".join(CHANGED)]
 
     background = aitk_nb.begin_provision("azure", project=project, resource_group=RG, progress=False,
@@ -277,7 +279,8 @@ def test_cancel_previous_cancels_the_earlier_deployment_then_deploys(azure, room
 # -- the GPU quota -----------------------------------------------------------------------------------------
 def test_an_app_running_at_the_gpu_quota_re_provisions(azure, project, tmp_path):
     provision(project)  # eastus has one serverless T4: the app's running replica holds it
-    assert provision(project, overrides={"defaultCommands": CHANGED}, yes=True)
+    provision(project, overrides={"defaultCommands": CHANGED}, yes=True)
+    assert app_args(azure) == ["; ".join(CHANGED)]  # re-provisioned: the app's own GPU did not count as used
     other = fresh_clone(project, tmp_path)
     with pytest.raises(AitkError, match=r"GPU quota short in eastus: .* has 0 of 1 free"):
         provision(other, overrides={"acaAppName": "second-app"})  # another app: the GPU is not its own

@@ -316,6 +316,9 @@ class Generation:
     def _limit_note(self, reason: str | None) -> str | None:
         if reason == "time":
             limit = self.engine.settings.max_request_seconds
+            if not self.completion_tokens:  # it never left the queue: the server was busy, not the request long
+                return (f"not started: the request waited in the queue until the server's time limit of {limit:g} s "
+                        "per request (max_request_seconds); the server is busy, retry later")
             return (f"stopped after {self.completion_tokens} tokens: the server's time limit of {limit:g} s per request "
                     "(max_request_seconds) was reached; ask for fewer tokens")
         if reason == "length" and self.sampling.limit_note and self.completion_tokens >= self.sampling.max_new_tokens:

@@ -124,8 +124,11 @@ class MultiLora:
             if type(module) is LoraLinear:
                 if type(module.base_layer) is not nn.Linear:
                     return f"{name} wraps a {type(module.base_layer).__name__}, not a Linear"
+                variants, biases = getattr(module, "lora_variant", None), getattr(module, "lora_bias", None)
+                if variants is None or biases is None:  # a PEFT whose LoRA layer this code does not know
+                    return f"{name}: this PEFT version's LoRA layer has no lora_variant / lora_bias to check"
                 for adapter in module.lora_A:
-                    if module.lora_variant.get(adapter) is not None or module.lora_bias.get(adapter):
+                    if variants.get(adapter) is not None or biases.get(adapter):
                         return f"adapter {adapter!r} at {name} uses a LoRA variant (DoRA ...) or a bias on B"
         return None
 

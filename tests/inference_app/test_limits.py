@@ -146,7 +146,10 @@ def test_a_request_that_waits_past_its_time_limit_ends_without_starting(limited)
     async def run():
         req = GenerationRequest([{"role": "user", "content": "Tell a long story."}], "base",
                                 SamplingParams(max_new_tokens=400, ignore_eos=True))
-        first, second = await engine.generate(req), await engine.generate(req)
+        # second's clock starts first, and first takes the row (submitted in gather's order): second's
+        # time runs out while it waits, before first's can end and free the row
+        second = await engine.generate(req)
+        first = await engine.generate(req)
         await asyncio.gather(collect(first), collect(second))
         return first, second
 
@@ -154,6 +157,7 @@ def test_a_request_that_waits_past_its_time_limit_ends_without_starting(limited)
     assert first.finish_reason == second.finish_reason == "length"
     assert first.completion_tokens > 0 and second.completion_tokens == 0
     assert "max_request_seconds" in second.note and engine._active == 0
+    assert "waited in the queue" in second.note and "retry" in second.note  # not "ask for fewer tokens": it got none
 
 
 def test_max_tokens_over_the_servers_cap_is_lowered_with_a_note(limited):

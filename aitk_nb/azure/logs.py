@@ -126,8 +126,8 @@ def follow(conn: Connection, first_tail: int, *, sleep: Callable[[float], None] 
                 previous = url
             token = token or conn.stream_token()
             with conn.open_stream(url, token, ask.tail, True) as raw:
-                failures = 0  # connected: only failures in a row back off
                 ended = yield from _read(raw, resume, ask)
+            failures = 0  # a connection that served lines (or that the service ended): failures start again
             if ended:  # the service closed it (an idle stream, or the replica stopped)
                 url = None
                 sleep(0.2)
@@ -216,6 +216,8 @@ def _read(raw: Iterator[str], resume: Resume, ask: Overlap) -> Generator[str, No
                 repeated += 1
         ended = True
     except OSError:  # cut mid-stream: reconnect at once, to the same replica
+        if not received:  # cut before its first line: a failed connection (counted, backed off), not a cut
+            raise
         ended = False
     ask.after(received, repeated)
     return ended

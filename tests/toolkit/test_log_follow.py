@@ -121,6 +121,17 @@ def test_it_gives_up_after_six_failures_in_a_row_with_one_line():
                             "run `%aitk logs --follow` again")
 
 
+@pytest.mark.timeout(30)
+def test_a_stream_cut_before_its_first_line_every_time_backs_off_and_gives_up():
+    """The service answers, sends its greeting and cuts, again and again: each is a failure in a row
+    (it was an immediate reconnect, forever, at full speed)."""
+    service = Service(total=10, cut_every=2)
+    sleeps: list[float] = []
+    with pytest.raises(AzureError, match=r"^the log stream failed 6 times in a row \(last: ReadError: connection reset\)"):
+        read(service, sleeps=sleeps)
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0] and service.connections == 6
+
+
 def test_an_expired_stream_token_is_replaced():
     service = Service(total=20, cut_every=8, script=[None, 401, None])
     assert read(service, until="line 19") == [f"line {i}" for i in range(20)]

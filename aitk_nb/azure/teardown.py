@@ -18,6 +18,7 @@ from .session import AzureSession, azure_call, missing_ok
 
 APP_API = "2024-03-01"
 DELETE_ORDER = (ENV_STORAGE, ENVIRONMENT, WORKSPACE, SHARE, STORAGE)  # after the app: children before parents
+KEPT_FOR_LATER = TeardownStep("the share, the environment and the rest", False, "kept (--app-only)")
 
 
 class Teardown:
@@ -37,7 +38,7 @@ class Teardown:
             steps = [self._judge(the_app, set())]
             gone = {the_app.id.lower()} if steps[0].delete else set()
         if app_only:
-            return steps + [TeardownStep("the share, the environment and the rest", False, "kept (--app-only)")]
+            return steps + [KEPT_FOR_LATER]
         for kind in DELETE_ORDER:
             for r in sorted((r for r in found.values() if r.kind is kind and r.exists), key=lambda r: r.id):
                 step = self._judge(r, gone)
@@ -139,7 +140,9 @@ class Teardown:
                     self.session.resources.resources.begin_delete_by_id(
                         step.target, api_version=self.versions[kind.type.lower()]).result()
             done.append(f"{step.what} deleted")
-        if self._last_deployment():  # the record is this app's (another project's stays)
+        # The record is this app's (another project's stays). After --app-only it stays too: it is how a
+        # later teardown finds what it made without a tag of its own (a share in a reused account).
+        if KEPT_FOR_LATER not in steps and self._last_deployment():
             with missing_ok("deleting the deployment record"):
                 self.session.deployments.deployments.begin_delete(self.rg, DEPLOYMENT_NAME).result()
         return done

@@ -99,6 +99,20 @@ def test_teardown_keeps_a_storage_account_that_existed_and_the_share_aitk_did_no
     assert any("deleted" in d for d in done.done)
 
 
+def test_an_app_only_teardown_leaves_the_rest_findable_by_the_full_one(azure, project, foreign_account):
+    """Our share in a reused account carries no tag (a share has metadata): after `--app-only` the full
+    teardown still finds it, through the deployment record that the app-only one keeps."""
+    provision(project, overrides={"storageAccountName": ACCOUNT})
+    account = resource(azure, "Microsoft.Storage/storageAccounts", ACCOUNT)
+    aitk_nb.teardown(app_only=True, yes=True, project=project, show=None)
+    assert azure.state.of_type("Microsoft.App/containerApps", RG) == []
+    assert azure.state.get(f"{account['id']}/fileServices/default/shares/aitk-inference")  # kept by --app-only
+    aitk_nb.teardown(yes=True, project=project, show=None)
+    assert azure.state.get(f"{account['id']}/fileServices/default/shares/aitk-inference") is None  # ours: gone
+    assert azure.state.files(ACCOUNT, "theirs") == {"data.csv": b"a,b\n1,2\n"}
+    assert json.dumps(resource(azure, "Microsoft.Storage/storageAccounts", ACCOUNT), sort_keys=True) == foreign_account
+
+
 def test_teardown_shows_its_plan_and_acts_only_when_confirmed(azure, project, foreign_account, capsys):
     provision(project, overrides={"storageAccountName": ACCOUNT})
     shell = InteractiveShell.instance()

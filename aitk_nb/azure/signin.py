@@ -45,10 +45,13 @@ class SignedIn:
 
 def refused_sign_in(response) -> None:
     """A management client's response hook: a 401 is a sign-in Azure refused (expired, another tenant).
-    The reason is in the error body, or (a HEAD has none) in the WWW-Authenticate challenge."""
+    The reason is in the error body, or (a HEAD has none) in the WWW-Authenticate challenge. The hook
+    sees a response before the authentication policy does, so a claims challenge is left to it."""
     http = response.http_response
     if http.status_code != 401:
         return
+    if "claims=" in http.headers.get("WWW-Authenticate", ""):
+        return  # a claims challenge (continuous access evaluation): the SDK's authentication policy answers it
     try:
         http.read()  # a long-running operation's first response is streamed
         error = http.json().get("error") or {}

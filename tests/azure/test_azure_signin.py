@@ -127,3 +127,29 @@ def test_the_python_api_without_a_sign_in_prints_nothing_of_its_own(azure_double
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""  # azure-identity's warning is not printed: the error says it
     assert not identity_warnings(caplog)  # (pytest's log capture would hide it from capsys: checked here)
+
+
+class Answer:
+    """A management client's raw response, as the hook gets it."""
+
+    def __init__(self, status, challenge, body=b""):
+        self.http_response = self
+        self.status_code, self.headers, self._body = status, {"WWW-Authenticate": challenge}, body
+
+    def read(self):
+        return self._body
+
+    def json(self):
+        return json.loads(self._body) if self._body else {}
+
+
+def test_a_claims_challenge_is_left_to_the_sdk_and_an_expired_token_is_one_line():
+    """Continuous access evaluation answers 401 with a claims challenge that azure-core's authentication
+    policy meets with a new token; the hook, which sees the response first, must not turn it into an error."""
+    from aitk_nb.azure.signin import refused_sign_in
+
+    claims = ('Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+              'error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZX19fQ=="')
+    assert refused_sign_in(Answer(401, claims)) is None
+    with pytest.raises(aitk_nb.AitkError, match=r"^Azure refused the sign-in \(invalid_token: The access token has expired\.\)"):
+        refused_sign_in(Answer(401, 'Bearer error="invalid_token", error_description="The access token has expired."'))

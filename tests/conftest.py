@@ -19,6 +19,16 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def shell():
+    """IPython's shell (one per process) with the extension loaded: the magics as a notebook runs them."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "aitk_nb")
+    return ip
+
+
 @pytest.fixture(scope="session")
 def demo_base_model() -> Path:
     """The converted demo base model (SmolLM2-135M-Instruct), built from the GGUF on first use."""

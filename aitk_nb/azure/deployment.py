@@ -16,6 +16,7 @@ from typing import Any
 from ..config import write_json_atomic
 from ..invocation import command
 from ..operations import Operation
+from .ownership import short_id
 from .session import AzureError, AzureSession, azure_call, missing_ok, service_value
 
 DEPLOYMENT_NAME = "aitk-inference"
@@ -57,7 +58,7 @@ class Change:
 
     @property
     def resource(self) -> str:
-        return _short(self.resource_id)
+        return short_id(self.resource_id)
 
 
 def ensure_resource_group(session: AzureSession, name: str, location: str | None) -> str:
@@ -284,11 +285,6 @@ def _describe(error) -> str:
     inner = "; ".join(f"{d.code}: {d.message}" + (f" ({d.target})" if getattr(d, "target", None) else "") for d in details)
     target = f" ({error.target})" if getattr(error, "target", None) else ""
     return f"{error.code}: {error.message}{target}" + (f" [{inner}]" if inner else "")
-
-
-def _short(resource_id: str) -> str:
-    parts = resource_id.split("/providers/", 1)
-    return parts[-1] if len(parts) == 2 else resource_id
 
 
 def _saved(state_file: Path, rg: str) -> dict:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import AitkError
-from .signin import FIX, NotSignedInError, SignedIn, refused_sign_in
+from .signin import FIX, NotSignedInError, SignedIn, first_line, refused_sign_in
 
 DEFAULT_ARM = "https://management.azure.com"
 # azure-core's RetryPolicy (honours Retry-After on 429/503); bounded so a notebook never hangs.
@@ -35,18 +35,18 @@ def azure_call(what: str) -> Iterator[None]:
     try:
         yield
     except ClientAuthenticationError as e:  # a 401 the response hook did not see (a data-plane client's)
-        raise NotSignedInError(f"{what}: Azure refused the sign-in ({_first_line(e)}); {FIX}") from e
+        raise NotSignedInError(f"{what}: Azure refused the sign-in ({first_line(e)}); {FIX}") from e
     except HttpResponseError as e:
         code = getattr(e.error, "code", None) if getattr(e, "error", None) else None
         message = getattr(e.error, "message", None) if getattr(e, "error", None) else None
         request_id = e.response.headers.get("x-ms-request-id") if e.response is not None else None
-        detail = f"{code}: {message}" if code else _first_line(e)
+        detail = f"{code}: {message}" if code else first_line(e)
         rid = f" (request id {request_id})" if request_id else ""
         raise AzureError(f"{what} failed: {detail}{rid}", code=code, status=e.status_code, request_id=request_id) from e
     except ServiceRequestError as e:
-        raise AzureError(f"{what}: cannot reach Azure ({_first_line(e)}); check the network and retry") from e
+        raise AzureError(f"{what}: cannot reach Azure ({first_line(e)}); check the network and retry") from e
     except ServiceResponseError as e:  # the connection dropped mid-request, after the SDK's retries
-        raise AzureError(f"{what}: the connection to Azure kept dropping ({_first_line(e)}); run it again, "
+        raise AzureError(f"{what}: the connection to Azure kept dropping ({first_line(e)}); run it again, "
                          "only what is missing or changed is sent") from e
 
 
@@ -66,10 +66,6 @@ def missing_ok(what: str) -> Iterator[None]:
 def service_value(value: Any) -> str:
     """A value as the service spells it: an SDK enum's value ("Running"), a plain string as it is, None as ""."""
     return "" if value is None else str(getattr(value, "value", value))
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 @dataclass

@@ -38,7 +38,7 @@ class SignedIn:
         try:
             return self.credential.get_token(*scopes, **kwargs)
         except ClientAuthenticationError as e:  # CredentialUnavailableError too
-            raise NotSignedInError(f"not signed in to Azure ({_first_line(e)}); {FIX}") from None
+            raise NotSignedInError(f"not signed in to Azure ({first_line(e)}); {FIX}") from None
         finally:
             _in_sign_in.reset(token)
 
@@ -86,6 +86,7 @@ def _quiet_identity_loggers() -> None:
                 logger.addFilter(_QUIET)
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
+    """An exception's first line (the SDK's messages run on for pages)."""
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 

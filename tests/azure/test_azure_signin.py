@@ -11,7 +11,6 @@ import sys
 import pytest
 from azure.core.credentials import AccessToken
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import aitk_nb
 from helpers import REPO
@@ -78,13 +77,6 @@ class Expired:
 
 def identity_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith("azure.identity") and r.levelno >= logging.WARNING]
-
-
-@pytest.fixture
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "aitk_nb")
-    return ip
 
 
 def test_every_magic_with_an_expired_sign_in_says_so_in_one_line(azure, azure_project, shell, monkeypatch, capsys, caplog):

@@ -10,20 +10,12 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import aitk_nb
 from azure_helpers import SUBSCRIPTION_OPTIONS, assert_no_secret, config_of, share_matches
 from helpers import REPO
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "aitk_nb")
-    return ip
 
 
 def magic(shell, line):

@@ -11,18 +11,10 @@ from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import aitk_nb
 from aitk_nb.local.record import AppRecord
 from helpers import REPO, STANDIN, free_port
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "aitk_nb")
-    return ip
 
 
 def usage_error(shell, line: str) -> str:

@@ -7,16 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 from helpers import REPO, free_port
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "aitk_nb")
-    return ip
 
 
 def aitk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

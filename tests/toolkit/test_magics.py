@@ -4,16 +4,8 @@ import socket
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 from helpers import free_port
-
-
-@pytest.fixture(scope="module")
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "aitk_nb")
-    return ip
 
 
 def usage_error(shell, line, cell=None) -> str:

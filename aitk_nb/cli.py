@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("prompts", metavar="PROMPTS_FILE", help="prompts: one per line or JSONL ('-' for stdin)")
     demo = sub.add_parser("demo", help="the whole flow on the local target with the demo model and adapter")
     demo.add_argument("--port", type=int, help="serve on this port (default 7860)")
-    demo.add_argument("--project", metavar="PATH", help="project folder (default: this repository)")
+    demo.add_argument("--project", metavar="PATH", help="project folder (default: the nearest folder upward with "
+                                                        "infra/, else this one; an empty folder will do)")
     demo.set_defaults(handler=None)
     return parser
 

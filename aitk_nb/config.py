@@ -118,7 +118,8 @@ class Parameters:
 
 def parameter_values(path: Path) -> dict[str, Any]:
     """The values an ARM parameters file sets (null included)."""
-    data = read_json(path, "create it from the project template (infra/provision/inference.parameters.json)")
+    data = read_json(path, f"check the path, or leave it out for the project's own file or aitk-nb's default "
+                           f"({command('init')} writes one into the project)")
     entries = data.get("parameters") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ConfigError(f'{path}: expected an ARM parameters file with a "parameters" object; fix the file')

@@ -1,19 +1,19 @@
 """The demo: SmolLM2-135M-Instruct and a LoRA adapter that learned invented facts, deployed to the
-local target and evaluated base vs fine-tuned. The assets are built by `demo/build_assets.py`, which
-needs torch; it runs in a subprocess so the toolkit itself never imports torch."""
+local target and evaluated base vs fine-tuned. The assets are built by `demo/build_assets.py` (packaged
+with the toolkit, aitk_nb/packaged.py), which needs torch; it runs in a subprocess so the toolkit itself
+never imports torch. The demo's project is the current one (an empty folder will do)."""
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import packaged
 from .errors import AitkError
-
-REPO = Path(__file__).resolve().parents[1]
-DEMO_DIR = REPO / "demo"
 
 
 @dataclass(frozen=True)
@@ -29,20 +29,23 @@ class DemoAssets:
 
 def demo_assets(python: str | None = None) -> DemoAssets:
     """Build (first time, ~1 min) or reuse the cached demo base model and adapter."""
-    script = DEMO_DIR / "build_assets.py"
+    demo_dir = packaged.path(packaged.DEMO)
+    script = demo_dir / "build_assets.py"
     if not script.is_file():
-        raise AitkError(f"{script} not found; the demo runs from a checkout of the aitk-nb repository")
+        raise AitkError(f"{script} not found: this aitk-nb was installed without its demo; reinstall aitk-nb")
     # progress goes to stderr, which we pass through; the last stdout line is the JSON answer
     proc = subprocess.run([python or sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         raise AitkError(f"building the demo assets failed (exit {proc.returncode}); see the messages above")
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    return DemoAssets(Path(answer["base_model"]), Path(answer["adapter"]), DEMO_DIR / "eval.jsonl")
+    return DemoAssets(Path(answer["base_model"]), Path(answer["adapter"]), demo_dir / "eval.jsonl")
 
 
 def run_demo(*, port: int | None = None, project: str | None = None) -> None:
     from .evaluation import evaluate
+    from .invocation import command
+    from .project import find_project
     from .verbs import deploy, provision
 
     def step(text: str) -> None:
@@ -51,7 +54,9 @@ def run_demo(*, port: int | None = None, project: str | None = None) -> None:
     step("1/4 demo assets: base model (converted from GGUF) and a LoRA adapter fine-tuned on invented facts")
     assets = demo_assets()
     print(f"base model: {assets.base_model}\nadapter:    {assets.adapter}")
-    project = project or str(REPO)
+    proj = find_project(project)  # the current project, or this folder when there is none (an empty one will do)
+    project = str(proj.root)
+    print(f"project: {project}" + (f" ({proj.how_found})" if proj.how_found else ""))
     step("2/4 provision the local target")
     print(provision("local", project=project, port=port))
     step("3/4 deploy the inference app with the adapter")
@@ -62,4 +67,4 @@ def run_demo(*, port: int | None = None, project: str | None = None) -> None:
                       concurrency=2)
     print(report)
     print(f"\nThe endpoint keeps running at {result.endpoint} (Gradio UI; OpenAI API at {result.endpoint}/v1).")
-    print("Stop it with `make stop` (or `.venv/bin/aitk teardown --yes`).")
+    print(f"Stop it with {command('teardown --yes --project ' + shlex.quote(project))} (in the aitk-nb repository: `make stop`).")

@@ -144,7 +144,7 @@ def provision_parameters(project: Project, parameters: str | os.PathLike | None,
     form), the inference parameters file, the fine-tuning's files (on Azure, when the inference goes to
     the fine-tuning's resource group: its names are of that group's resources), else the template's
     default. Returns the fine-tuning too (None when it does not apply)."""
-    path = Path(parameters) if parameters else project.parameters_path
+    path = Path(parameters) if parameters else project.parameters_file  # the project's, else the packaged default
     params = load_parameters(path, overrides)
     ft = load(project) if config.TARGET == "azure" else None
     if ft is not None:

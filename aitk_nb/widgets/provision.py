@@ -39,10 +39,12 @@ class ProvisionForm:
                  target: str = "local", port: int | None = None, choices: AzureChoices | None = None,
                  credential: Any = None):
         self.project: Project = find_project(project)
-        self.parameters_path = Path(parameters) if parameters else self.project.parameters_path
-        self.params: Parameters = load_parameters(self.parameters_path)
+        self._parameters = parameters  # as given: None is the project's file, else aitk-nb's packaged default
+        self.parameters_path = Path(parameters) if parameters else self.project.parameters_path  # where Save writes
+        source = Path(parameters) if parameters else self.project.parameters_file
+        self.params: Parameters = load_parameters(source)
         self.finetuning = finetuning.load(self.project)  # its names are the defaults on Azure (issue 11)
-        self._file_values = parameter_values(self.parameters_path)
+        self._file_values = parameter_values(source)
         self._confirmed = False  # Provision pressed again after it showed changes to what exists
         template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
         self.specs: list[FieldSpec] = parameter_fields(template)  # checked before any widget exists
@@ -184,7 +186,8 @@ class ProvisionForm:
         self.provision_button.on_click(lambda _: self.provision())
         self.save_button.on_click(lambda _: self.runner.run_now(self.save, "saving"))
         title = w.HTML(f"<h3 style='margin:0'>Provision the inference environment</h3>"
-                       f"<div style='color:#555'>parameters: {html.escape(str(self.parameters_path))} — "
+                       f"<div style='color:#555'>parameters: {html.escape(str(self.parameters_path))}"
+                       f"{'' if self.parameters_path.exists() else ' (the packaged defaults until saved)'} — "
                        "blank names use the template's defaults</div>")
         actions = w.HBox([self.preview_button, self.provision_button, self.save_button, self.runner.cancel_button,
                           self.runner.bar], layout=w.Layout(margin="10px 0 4px 0", align_items="center"))
@@ -313,11 +316,11 @@ class ProvisionForm:
                 raise AitkError(AZURE_UNAVAILABLE)
             # no one waits in the background to answer a question: the form asks by showing the changes,
             # and a second press of Provision is the answer
-            return verbs.begin_provision("azure", project=self.project.root, parameters=self.parameters_path,
+            return verbs.begin_provision("azure", project=self.project.root, parameters=self._parameters,
                                          overrides=values, what_if=what_if, subscription=self.subscription.value,
                                          resource_group=self.resource_group.value.strip(), credential=self.credential,
                                          progress=False, yes=self._confirmed)
-        return verbs.begin_provision("local", project=self.project.root, parameters=self.parameters_path,
+        return verbs.begin_provision("local", project=self.project.root, parameters=self._parameters,
                                      overrides=values, port=self.port.value, what_if=what_if, progress=False)
 
     def preview(self) -> Operation | None:

@@ -33,7 +33,8 @@ def _magic(verb: str, help_format: type[MagicHelpFormatter] = _LineMagicHelp):
 
 
 def _project(f):
-    return argument("--project", metavar="PATH", help="project folder (default: nearest folder upward with infra/)")(f)
+    return argument("--project", metavar="PATH", help="project folder (default: nearest folder upward with infra/, "
+                                                     "else this one)")(f)
 
 
 def _background(f):
@@ -60,6 +61,22 @@ def _show_outcome(operation) -> None:
         display(operation.result())
     except AitkError as e:  # one line, as the magic shows it when it waits
         print(f"{operation.title}: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+@_magic("init")
+@argument("--migrate", action="store_true", help="switch a parameters file that starts AI Toolkit's server "
+                                                 "(gradio_chat.py) to aitk-nb's commands, after asking; the old file is "
+                                                 "kept beside it as a backup")
+@argument("--yes", action="store_true", help="with --migrate: migrate without asking")
+@_project
+def init(args, cell: str | None):
+    """Write aitk-nb's template (JSON and Bicep), parameters file and walkthrough notebook into the
+    project to edit, and .gitignore lines for .aitk/ and infra/inference.config.json; never overwrites
+    a file (it says what it kept)."""
+    from .scaffold import init as run
+    from .verbs import ask_on_stdin
+
+    return run(project=args.project, migrate=args.migrate, yes=args.yes, confirm=ask_on_stdin)
 
 
 @_magic("provision")
@@ -222,7 +239,7 @@ def eval_(args, cell: str | None):
 
 
 VERBS: dict[str, Callable] = {
-    "provision": provision, "deploy": deploy, "status": status, "endpoint": endpoint,
+    "init": init, "provision": provision, "deploy": deploy, "status": status, "endpoint": endpoint,
     "logs": logs, "scale": scale, "teardown": teardown, "eval": eval_,
 }
 

@@ -118,7 +118,7 @@ class ProvisionResult(Displayable):
         rows += [(name, f"{'—' if value is None else value}  ({source})") for name, value, source in self.values]
         if self.what_if:
             return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
-                        ["run again without --what-if to apply"])
+                        self.notes + ["run again without --what-if to apply"])
         return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
                     self.notes + [f"next: {command('deploy --adapter PATH')}"])
 

@@ -17,6 +17,7 @@ from .invocation import command
 from .operations import Operation
 from .project import Project, find_project
 from .results import Card, DeployResult, ProvisionResult, Status, TeardownPlan
+from .scaffold import provision_files
 from .targets import get_target
 
 
@@ -52,6 +53,7 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
             resource_group = resource_group or (ft.setting("RESOURCE_GROUP_NAME") or (None,))[0]
     config = InferenceConfig(TARGET=target, SUBSCRIPTION_ID=subscription, RESOURCE_GROUP_NAME=resource_group)
     params, sources, ft = finetuning.provision_parameters(proj, parameters, overrides, config)
+    files = provision_files(proj, parameters, params, sources)  # AI Toolkit's commands refused here, before anything
     tgt = get_target(config, proj, credential=credential)
     # what each target takes beside the parameters
     if target == "local":
@@ -67,11 +69,11 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
             op.report(f"previewing what provision would do on the {target} target")
             planned = tgt.plan(params, **plan_options)
             return ProvisionResult(target, planned.config.ACA_APP_ENDPOINT, None, planned.changes, what_if=True,
-                                   values=planned.values)
+                                   values=planned.values, notes=files)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
-                               values=made.values, notes=made.notes)
+                               values=made.values, notes=files + made.notes)
 
     return Operation.start(f"provision ({target})", work, confirm=confirm)
 

@@ -20,8 +20,8 @@ def usage_error(shell, line, cell=None) -> str:
 
 def test_unknown_verb(shell, project, monkeypatch):
     monkeypatch.chdir(project)
-    assert usage_error(shell, "deplyo") == ("unknown verb 'deplyo'; use one of: provision, deploy, status, endpoint, "
-                                            "logs, scale, teardown, eval (see `%aitk help`)")
+    assert usage_error(shell, "deplyo") == ("unknown verb 'deplyo'; use one of: init, provision, deploy, status, "
+                                            "endpoint, logs, scale, teardown, eval (see `%aitk help`)")
 
 
 def test_a_usage_error_shows_as_one_line_in_the_cell(shell, project, monkeypatch, capsys):
@@ -32,9 +32,10 @@ def test_a_usage_error_shows_as_one_line_in_the_cell(shell, project, monkeypatch
 
 
 def test_no_infra_folder(shell, tmp_path, monkeypatch):
+    # the folder itself is the project (issue 16): nothing provisioned there yet
     monkeypatch.chdir(tmp_path)
-    assert "no infra/ folder in" in usage_error(shell, "provision --target local")
-    assert "pass --project PATH" in usage_error(shell, "status")
+    assert usage_error(shell, "status").startswith("no inference.config.json yet; run `%aitk provision` first")
+    assert not (tmp_path / "infra").exists()
 
 
 def test_invalid_parameters_json_leaves_no_config(shell, project, monkeypatch):

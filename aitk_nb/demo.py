@@ -67,4 +67,5 @@ def run_demo(*, port: int | None = None, project: str | None = None) -> None:
                       concurrency=2)
     print(report)
     print(f"\nThe endpoint keeps running at {result.endpoint} (Gradio UI; OpenAI API at {result.endpoint}/v1).")
-    print(f"Stop it with {command('teardown --yes --project ' + shlex.quote(project))} (in the aitk-nb repository: `make stop`).")
+    print(f"Stop it with {command('teardown --yes --project ' + shlex.quote(project))} "
+          "(in the aitk-nb repository: `make stop`).")

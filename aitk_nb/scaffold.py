@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import ai_toolkit, packaged
-from .config import Parameters
+from .config import Parameters, parameter_values
 from .errors import ConfirmationError
 from .invocation import command
 from .project import Project, find_project
@@ -57,6 +57,8 @@ def init(*, project: str | os.PathLike | None = None, migrate: bool = False, yes
     steps: list[tuple[str, str]] = []
     notes = [proj.how_found] if proj.how_found else []
     params = proj.parameters_path
+    if migrate and params.is_file():
+        parameter_values(params)  # a file that cannot be read is named before anything is written
     toolkit = ai_toolkit.commands_text(params) if params.is_file() else None
     migrated_step = None
     if toolkit is not None and migrate:  # asked first: a refusal leaves every file as it was
@@ -81,10 +83,10 @@ def init(*, project: str | os.PathLike | None = None, migrate: bool = False, yes
             steps.append((relative, f"kept: its defaultCommands start AI Toolkit's server ({toolkit!r}); "
                                     f"{command('init --migrate')} switches it to aitk-nb's"))
         elif relative == packaged.BICEP and target.is_file() and not ai_toolkit.is_ours(target):
-            steps.append((relative, "kept: not aitk-nb's template (AI Toolkit's); never used or overwritten by aitk-nb, "
-                                    f"which deploys {packaged.TEMPLATE}"))
+            steps.append((relative, "kept: not aitk-nb's template (AI Toolkit's); never used or overwritten by "
+                                    f"aitk-nb, which deploys {packaged.TEMPLATE}"))
         elif relative == packaged.PARAMETERS and migrate and target.is_file():
-            steps.append((relative, "kept (exists; it starts aitk-nb's server: nothing to migrate)"))
+            steps.append((relative, "kept (exists; its commands are not AI Toolkit's: nothing to migrate)"))
         else:
             steps.append((relative, WRITTEN if _copy_new(packaged.path(relative), target) else KEPT))
     steps.append((GITIGNORE, _gitignore(proj.root / GITIGNORE)))

@@ -26,7 +26,9 @@ param defaultCommands array
 resource app 'Microsoft.App/containerApps@2024-03-01' = {
   name: acaAppName
   location: location
-  properties: { template: { containers: [ { image: 'pytorch/pytorch', command: [ 'bash', '-c', join(defaultCommands, '; ') ] } ] } }
+  properties: {
+    template: { containers: [ { image: 'pytorch/pytorch', command: [ 'bash', '-c', join(defaultCommands, '; ') ] } ] }
+  }
 }
 output ACA_APP_ENDPOINT string = app.properties.configuration.ingress.fqdn
 """
@@ -163,7 +165,8 @@ def test_init_keeps_toolkit_parameters_and_offers_migration(tmp_path):
     original = (root / PARAMETERS).read_bytes()
     result = init(project=root)
     assert (root / PARAMETERS).read_bytes() == original
-    assert "AI Toolkit's server ('python3 ./gradio_chat.py'); `%aitk init --migrate` switches it" in dict(result.steps)[PARAMETERS]
+    kept = dict(result.steps)[PARAMETERS]
+    assert "AI Toolkit's server ('python3 ./gradio_chat.py'); `%aitk init --migrate` switches it" in kept
     assert TEMPLATE in result.written  # what it lacked is written
 
 
@@ -192,6 +195,15 @@ def test_migration_asks_keeps_a_backup_and_carries_the_names_over(tmp_path):
     assert provision("local", project=root, progress=False)
     init(project=root, migrate=True, yes=True)
     assert backup.read_bytes() == original and not backup.with_name(backup.name + ".1").exists()
+
+
+def test_migrating_a_file_that_cannot_be_read_names_it_and_writes_nothing(tmp_path):
+    root = copy_example(INFERENCE_EXAMPLE, tmp_path / "aitk-project")
+    (root / PARAMETERS).write_text('{"parameters": {"defaultCommands": {"value": ["python3 ./gradio_chat.py"]},}}')
+    before = snapshot(root)
+    with pytest.raises(ConfigError, match=r"inference.parameters.json is not valid JSON \(line 1"):
+        init(project=root, migrate=True, yes=True)
+    assert snapshot(root) == before
 
 
 def test_migration_with_yes_and_a_backup_that_exists(tmp_path):

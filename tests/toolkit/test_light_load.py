@@ -33,7 +33,8 @@ def test_the_heavy_libraries_come_when_a_form_is_built(tmp_path):
     assert out.strip() == "True"
 
 
-@pytest.mark.parametrize("verb", ["provision", "deploy", "status", "endpoint", "logs", "scale", "teardown", "eval", "demo"])
+@pytest.mark.parametrize("verb", ["init", "provision", "deploy", "status", "endpoint", "logs", "scale", "teardown", "eval",
+                                  "demo"])
 def test_every_cli_verb_has_help(verb, capsys):
     from aitk_nb.cli import main
 
@@ -43,7 +44,7 @@ def test_every_cli_verb_has_help(verb, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"usage: aitk {verb}")
     assert {"provision": "--what-if", "deploy": "--adapter [NAME=]PATH", "eval": "PROMPTS_FILE", "teardown": "--yes",
-            "logs": "--tail N", "scale": "--stop", "demo": "--port"}.get(verb, "--project") in out
+            "logs": "--tail N", "scale": "--stop", "demo": "--port", "init": "--migrate"}.get(verb, "--project") in out
 
 
 def test_the_import_benchmark_runs_and_reports_every_case():

@@ -6,6 +6,7 @@ The new venv holds the toolkit from the wheel and nothing else; the heavy depend
 transformers, the Azure SDKs) are this venv's, reached through a path file. A path file only adds a
 folder to sys.path (the .pth files inside it are not run), so this venv's editable install of the
 source tree is not seen: the test checks that aitk_nb and inference_app come from the new venv."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -42,8 +43,9 @@ def wheel(tmp_path_factory) -> Path:
     source = work / "source"
     shutil.copytree(REPO, source, ignore=lambda _, names: [n for n in names
                                                            if n in NOT_SOURCE or n.endswith(".egg-info")])
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", work / "dist",
-         source], cwd=work)
+    # this venv's setuptools builds it (no download); without one, pip fetches it into an isolated build env
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "--quiet", "-w", work / "dist", source], cwd=work)
     (built,) = (work / "dist").glob("aitk_nb-*.whl")
     return built
 

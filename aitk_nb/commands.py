@@ -92,7 +92,14 @@ def provision(args, cell: str | None):
             raise ConfigError(f"the cell body must be a JSON object of parameter overrides ({e.msg} at line {e.lineno})") from None
         if not isinstance(overrides, dict):
             raise ConfigError('the cell body must be a JSON object of parameter overrides, e.g. {"maximumInstanceCount": 2}')
+    from .config import check_overrides
+    from .project import find_project
+
+    template = find_project(args.project).template_path
+    if overrides:  # named where the user wrote them, before they are merged with the parameters file
+        check_overrides(template, overrides, "the cell body")
     if args.location:
+        check_overrides(template, {"location": args.location}, "--location")
         overrides["location"] = args.location
     if args.target == "local" and (args.subscription or args.resource_group):
         raise ConfigError("--subscription and --resource-group are for --target azure")

@@ -14,6 +14,8 @@ from typing import Iterator
 CELL_VERBS = frozenset({"eval"})  # cell magics in a notebook; in a terminal the cell body is a file
 
 _terminal: contextvars.ContextVar[bool] = contextvars.ContextVar("aitk_terminal", default=False)
+# what a cell magic's body is in a terminal: the file the CLI read it from (issue 20, item 8)
+_body: contextvars.ContextVar[str] = contextvars.ContextVar("aitk_body", default="the prompts file")
 
 
 @contextlib.contextmanager
@@ -24,6 +26,21 @@ def in_terminal() -> Iterator[None]:
         yield
     finally:
         _terminal.reset(token)
+
+
+@contextlib.contextmanager
+def body_read_from(source: str) -> Iterator[None]:
+    """Messages built inside name `source` (a file, or stdin) where a notebook's would name the cell body."""
+    token = _body.set(source)
+    try:
+        yield
+    finally:
+        _body.reset(token)
+
+
+def body() -> str:
+    """Where a cell magic's text (eval's prompts) comes from, as the user knows it here."""
+    return _body.get() if _terminal.get() else "the cell body"
 
 
 def command(line: str) -> str:

@@ -8,6 +8,7 @@ import sys
 from . import commands
 from .errors import AitkError
 from .invocation import body_read_from, in_terminal
+from .results import Displayable
 
 
 def _summary(doc: str | None) -> str:
@@ -96,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     if result is not None:
-        print(result)
+        # the card, as the notebook shows it (an Endpoint's str() is its URL alone, for f-strings)
+        print(result.card() if isinstance(result, Displayable) else result)
     return 0
 
 

@@ -183,7 +183,7 @@ def logs(args, cell: str | None):
 @argument("--start", action="store_true", help="start a stopped app again")
 @_project
 def scale(args, cell: str | None):
-    """Scale the app (azure target): replica bounds, or stop it and start it again."""
+    """Scale the app: replica bounds (azure target), or stop it and start it again (both targets)."""
     from .verbs import scale as run
 
     return run(min_replicas=args.min_replicas, max_replicas=args.max_replicas, stop=args.stop, start=args.start,

@@ -62,4 +62,21 @@ def run_demo(*, port: int | None = None, project: str | None = None) -> None:
                       concurrency=2)
     print(report)
     print(f"\nThe endpoint keeps running at {result.endpoint} (Gradio UI; OpenAI API at {result.endpoint}/v1).")
-    print("Stop it with `make stop` (or `.venv/bin/aitk teardown --yes`).")
+    print(stop_hint(project))
+
+
+def stop_hint(project: str | os.PathLike) -> str:
+    """How to stop the demo's endpoint, as a command that works from anywhere (issue 20, item 11): the
+    project named, and the aitk the demo ran as when `aitk` on PATH is not it. `make stop` only for
+    this repository's own project, which is what it tears down."""
+    import shlex
+    import shutil
+
+    program = "aitk"
+    ran = Path(sys.argv[0])
+    if ran.name == "aitk" and (shutil.which("aitk") is None or Path(shutil.which("aitk")).resolve() != ran.resolve()):
+        program = shlex.quote(str(ran.resolve()))
+    teardown = f"`{program} teardown --yes --project {shlex.quote(str(Path(project).resolve()))}`"
+    if Path(project).resolve() == REPO.resolve():
+        return f"Stop it with `make stop` in {shlex.quote(str(REPO))}, or {teardown}."
+    return f"Stop it with {teardown}."

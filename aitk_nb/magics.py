@@ -16,7 +16,7 @@ from .errors import AitkError
 class AitkMagics(Magics):
     @line_cell_magic
     def aitk(self, line: str, cell: str | None = None):
-        verb, _, rest = line.strip().partition(" ")
+        verb, _, rest = _drop_comment(line).strip().partition(" ")
         if verb in ("", "status") and cell is None and not rest.strip():
             verb = "status"
         if verb in ("help", "-h", "--help"):
@@ -39,6 +39,20 @@ class AitkMagics(Magics):
 
 
 FORMS = ("provision", "deploy")
+
+
+def _drop_comment(line: str) -> str:
+    """The line without a trailing `# comment` (as a shell reads it: a `#` that starts a word, outside
+    quotes), so `%aitk status  # what runs` works as the README writes it (issue 20)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
 
 
 def _in_notebook(shell) -> bool:

@@ -115,3 +115,49 @@ def test_readme_counts_the_config_keys_provision_writes():
     readme = (REPO / "README.md").read_text()
     assert "(the six keys)" not in readme
     assert len(CONFIG_KEYS) == 7 and "the six AI Toolkit keys" in readme
+
+
+# -- item 5: the README's begin_deploy snippet shows what it says ----------------------------------------
+def test_an_operation_s_progress_prints_as_its_message():
+    from IPython.lib.pretty import pretty
+
+    from aitk_nb.operations import Progress
+
+    progress = Progress("uploading: 12 MiB of 500 MiB", 12 / 500)
+    assert str(progress) == pretty(progress) == "uploading: 12 MiB of 500 MiB" and progress.fraction == 0.024
+    assert f"{progress}" == "uploading: 12 MiB of 500 MiB"
+
+
+def test_a_cancelled_operation_s_result_raises_the_error_the_readme_catches():
+    import threading
+
+    import aitk_nb
+    from aitk_nb.operations import Operation
+
+    started = threading.Event()
+
+    def work(op):
+        started.set()
+        while True:
+            op.checkpoint("nothing was sent")
+            threading.Event().wait(0.01)
+
+    op = Operation.start("deploy", work)
+    started.wait(5)
+    assert op.cancel() is True
+    with pytest.raises(aitk_nb.OperationCancelledError, match="deploy cancelled: nothing was sent"):
+        op.result(timeout=5)
+    assert op.status() == "Canceled"
+
+
+# -- the README writes magics with a trailing comment, as a notebook user does --------------------------
+def test_a_magic_line_may_end_with_a_comment(shell, project, monkeypatch):
+    from helpers import free_port
+
+    monkeypatch.chdir(project)
+    port = free_port()
+    shell.run_line_magic("aitk", f"provision --target local --port {port}   # the environment")
+    assert str(shell.run_line_magic("aitk", "endpoint   # UI / API URLs")) == f"http://127.0.0.1:{port}"
+    assert usage_error(shell, 'endpoint "#not a comment"') == "unrecognized arguments: #not a comment"  # quoted: an argument
+    shell.run_line_magic("aitk", "teardown --yes  # done")
+    assert not (project / "infra/inference.config.json").exists()

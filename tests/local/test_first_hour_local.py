@@ -192,3 +192,20 @@ def test_the_demo_stop_hint_names_the_project_and_works(local, model, capsys, tm
     [(rc, _, err)] = run_suggested(capsys, hint)
     assert rc == 0, err
     assert not (local / "infra/inference.config.json").exists() and not (local / ".aitk/local").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_real_server_s_crash_on_a_garbage_adapter_is_reported_with_its_cause(local, demo_assets, tmp_path):
+    """The issue's case with the real server: the cause is above the /health polls and uvicorn's shutdown."""
+    import shutil
+
+    provision(local, free_port(), "cd /mount/inference", "bash inference_app/start.sh")
+    bad = tmp_path / "bad"
+    shutil.copytree(demo_assets.adapter, bad)
+    (bad / "adapter_model.safetensors").write_bytes(b"\xff" * 4096)
+    with pytest.raises(ReplicaCrashedError) as e:
+        aitk_nb.deploy([str(bad)], str(demo_assets.base_model), project=local, progress=False)
+    cause, _, last = str(e.value).partition("\n... and its last lines:\n")
+    assert "model load failed: adapter 'bad'" in cause and "SafetensorError" in cause
+    assert "Finished server process" in last

@@ -7,7 +7,7 @@ import sys
 
 from . import commands
 from .errors import AitkError
-from .invocation import body_read_from, in_terminal
+from .invocation import body_read_from, for_project, in_terminal
 from .results import Displayable
 
 
@@ -81,7 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.verb == "demo":
             from .demo import run_demo
 
-            run_demo(port=args.port, project=args.project)
+            with for_project(args.project):
+                run_demo(port=args.port, project=args.project)
             return 0
         if getattr(args, "background", False):
             raise AitkError("--background is for notebooks: the command would end with the work; leave it out")
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.verb == "eval":
             cell = sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
             source = "stdin" if args.prompts == "-" else args.prompts
-        with body_read_from(source):
+        with body_read_from(source), for_project(args.project):  # suggested commands name what the user named
             result = args.handler(args, cell)
     except AitkError as e:
         print(f"aitk {args.verb}: error: {e}", file=sys.stderr)

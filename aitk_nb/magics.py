@@ -10,6 +10,7 @@ from IPython.utils.process import arg_split
 
 from . import commands
 from .errors import AitkError
+from .invocation import for_project
 
 
 @magics_class
@@ -32,7 +33,8 @@ class AitkMagics(Magics):
         # posix splitting, so a quoted path ("{assets.adapter}" with spaces) loses its quotes as in a shell
         args = handler.parser.parse_args(arg_split(rest, posix=os.name == "posix"))
         try:
-            return handler(args, cell)
+            with for_project(args.project):  # suggested commands name the --project given
+                return handler(args, cell)
         except AitkError as e:
             # exactly UsageError: IPython shows it as one line, no traceback (STYLE.md)
             raise UsageError(str(e)) from None

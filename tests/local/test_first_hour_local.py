@@ -209,3 +209,17 @@ def test_the_real_server_s_crash_on_a_garbage_adapter_is_reported_with_its_cause
     cause, _, last = str(e.value).partition("\n... and its last lines:\n")
     assert "model load failed: adapter 'bad'" in cause and "SafetensorError" in cause
     assert "Finished server process" in last
+
+
+# -- the rule: a command suggested after --project names the project, so it works from where the user is --
+def test_commands_suggested_after_project_name_it_and_work_from_elsewhere(project, model, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # not in the project: only --project finds it
+    rc, _, err = cli(capsys, "status", "--project", str(project))
+    assert rc == 1 and f"run `aitk provision --project {project}` first" in err
+    [(rc, _, err)] = run_suggested(capsys, err)
+    assert rc == 0, err
+    try:
+        rc, _, err = cli(capsys, "scale", "--min", "0", "--project", str(project))
+        assert f"`aitk scale --stop --project {project}`" in err
+    finally:
+        aitk_nb.teardown(yes=True, project=project, show=None)

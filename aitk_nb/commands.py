@@ -71,7 +71,8 @@ def _show_outcome(operation) -> None:
 @argument("--port", type=int, help="local target: the port to serve on (default: the template's ingress port, 7860)")
 @argument("--what-if", action="store_true", help="show what would change, change nothing")
 @argument("--yes", action="store_true", help="apply a plan that modifies or deletes resources that existed before without "
-                                             "asking (it shows the what-if changes and asks otherwise)")
+                                             "asking (it shows the what-if changes and asks otherwise); local: restart "
+                                             "a running replica the change affects without asking")
 @argument("--rotate-key", action="store_true", help="azure: give an existing app a new API key (default: keep its key; "
                                                     "every client must then use the new one)")
 @argument("--cancel-previous", action="store_true", help="azure: cancel an earlier deployment of other parameters that is "

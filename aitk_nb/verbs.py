@@ -56,7 +56,7 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
     # what each target takes beside the parameters
     if target == "local":
         plan_options: dict[str, Any] = {"port": port}
-        run_options = plan_options
+        run_options = {**plan_options, "yes": yes}
     else:
         plan_options = {"sources": sources, "finetuning": ft}
         run_options = {**plan_options, "continuation_token": continuation_token, "yes": yes, "rotate_key": rotate_key,

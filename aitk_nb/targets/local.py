@@ -74,7 +74,7 @@ class LocalTarget:
         return record, config, changes
 
     def provision(self, params: Parameters, *, port: int | None = None, progress: bool = True,
-                  operation: Operation) -> Provisioned:
+                  operation: Operation, yes: bool = False) -> Provisioned:
         record, config, changes = self._plan(params, port)
         operation.checkpoint("nothing was made")
         share = Path(record.share)
@@ -85,8 +85,13 @@ class LocalTarget:
         notes = []
         replica = self.replica()
         if replica is not None and replica.alive() and (changed := _outdated(replica, record)):
-            notes.append(f"the running replica (pid {replica.pid}) was started before this change of {changed} and "
-                         f"still runs as before; {command('deploy')} restarts it")
+            running = f"the running replica (pid {replica.pid}) was started before this change of {changed}"
+            # asked (or --yes): a restart is a model reload; no one to ask leaves it to the next deploy
+            if yes or operation.ask(f"{running}; restart it now? [y/N] "):
+                self.restart()
+                notes.append(f"{running}: restarted; {command('status')} shows when it is ready")
+            else:
+                notes.append(f"{running} and still runs as before; {command('deploy')} restarts it")
         return Provisioned(config, changes, notes=notes)
 
     @staticmethod

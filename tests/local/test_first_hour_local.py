@@ -88,6 +88,23 @@ def test_a_port_change_is_said_and_the_next_deploy_restarts_the_replica(local, m
     assert aitk_nb.endpoint(project=local).wait(timeout=30, progress=False).url == f"http://127.0.0.1:{new}"
 
 
+def test_provision_restarts_the_replica_it_changes_after_asking(local, model, capsys, monkeypatch):
+    old, new = free_port(), free_port()
+    provision(local, old)
+    aitk_nb.deploy(model=str(model), project=local, progress=False)
+    first = json.loads((local / ".aitk/local/replica.json").read_text())["pid"]
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda question: asked.append(question) or "y")
+    rc, out, err = cli(capsys, "provision", "--target", "local", "--port", str(new))
+    assert rc == 0, err
+    assert asked == [f"the running replica (pid {first}) was started before this change of port {old} -> {new}; "
+                     "restart it now? [y/N] "]
+    assert f"port {old} -> {new}: restarted; `aitk status` shows when it is ready" in out
+    assert aitk_nb.endpoint(project=local).wait(timeout=30, progress=False).url == f"http://127.0.0.1:{new}"
+    rc, out, _ = cli(capsys, "provision", "--target", "local", "--port", str(old), "--yes")  # --yes: not asked
+    assert rc == 0 and len(asked) == 1 and f"port {new} -> {old}: restarted" in out
+
+
 def test_a_command_change_is_said_and_the_next_deploy_restarts(local, model):
     port = free_port()
     provision(local, port)

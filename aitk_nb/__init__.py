@@ -19,6 +19,7 @@ _LAZY = {
     "scale": "verbs", "teardown": "verbs", "evaluate": "evaluation", "AitkError": "errors", "set_credential": "targets",
     "begin_provision": "verbs", "begin_deploy": "verbs", "Endpoint": "endpoints", "Operation": "operations",
     "init": "scaffold",
+    "OperationCancelledError": "errors",
 }
 __all__ = [*_LAZY, "load_ipython_extension"]
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 from . import commands
 from .errors import AitkError
-from .invocation import in_terminal
+from .invocation import body_read_from, for_project, in_terminal
+from .results import Displayable
 
 
 def _summary(doc: str | None) -> str:
@@ -15,16 +17,54 @@ def _summary(doc: str | None) -> str:
     return first.split(". ")[0].rstrip(".")
 
 
+# What a verb's description says in a terminal where the magic's speaks of cells (issue 20, item 8).
+TERMINAL_DESCRIPTIONS = {
+    "provision": "Create or update the inference environment from infra/provision/inference.json and the "
+                 "parameters file; writes infra/inference.config.json.",
+    "eval": 'Run the prompts of PROMPTS_FILE (one per line, or JSONL {"prompt": ..., "expected": ..., "group": ...}) '
+            "against each variant; shows answers, accuracy (per group too), latency and throughput per variant. "
+            "Ctrl-C stops it and keeps the answers received.",
+}
+NOTEBOOK_ONLY = ("background",)  # options the CLI refuses: not listed in its help
+DEMO = ("Run the whole flow on the local target: build (first time) the demo base model and a LoRA adapter "
+        "fine-tuned on invented facts, provision, deploy, and evaluate base vs fine-tuned; the endpoint keeps "
+        "running afterwards.")
+
+
+class _VerbParser(argparse.ArgumentParser):
+    """A verb's parser: an option it does not know is reported with the verb's own usage and the closest
+    option it has (argparse would leave it to the top-level parser, whose usage is `aitk VERB ...`)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}{self._closest(extra)}")
+        return namespace, extra
+
+    def _closest(self, extra: list[str]) -> str:
+        options = [o for o, a in self._option_string_actions.items() if a.help != argparse.SUPPRESS]
+        for arg in extra:
+            if arg.startswith("-") and (near := difflib.get_close_matches(arg.split("=", 1)[0], options, n=1)):
+                return f"; did you mean {near[0]}?"
+        return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aitk", description="Provision, deploy and evaluate fine-tuned LoRA adapters.")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=_VerbParser)
     for verb, handler in commands.VERBS.items():
-        p = sub.add_parser(verb, parents=[handler.parser], help=_summary(handler.parser.description),
-                           description=handler.parser.description)
+        description = TERMINAL_DESCRIPTIONS.get(verb, handler.parser.description)
+        p = sub.add_parser(verb, help=_summary(description), description=description)
+        for action in handler.parser._actions:  # what `parents=` adds, less -h (p has its own) and notebook-only options
+            if action.dest not in ("help", *NOTEBOOK_ONLY):
+                p._add_action(action)
+        for dest in NOTEBOOK_ONLY:  # still parsed, so the refusal says why
+            if any(a.dest == dest for a in handler.parser._actions):
+                p.add_argument(f"--{dest}", action="store_true", help=argparse.SUPPRESS)
         p.set_defaults(handler=handler)
         if verb == "eval":
             p.add_argument("prompts", metavar="PROMPTS_FILE", help="prompts: one per line or JSONL ('-' for stdin)")
-    demo = sub.add_parser("demo", help="the whole flow on the local target with the demo model and adapter")
+    demo = sub.add_parser("demo", help=_summary(DEMO), description=DEMO)
     demo.add_argument("--port", type=int, help="serve on this port (default 7860)")
     demo.add_argument("--project", metavar="PATH", help="project folder (default: the nearest folder upward with "
                                                         "infra/, else this one; an empty folder will do)")
@@ -42,21 +82,25 @@ def _run(args: argparse.Namespace) -> int:
         if args.verb == "demo":
             from .demo import run_demo
 
-            run_demo(port=args.port, project=args.project)
+            with for_project(args.project):
+                run_demo(port=args.port, project=args.project)
             return 0
         if getattr(args, "background", False):
             raise AitkError("--background is for notebooks: the command would end with the work; leave it out")
-        cell = None
+        cell, source = None, "stdin"
         if args.verb == "eval":
             cell = sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
-        result = args.handler(args, cell)
+            source = "stdin" if args.prompts == "-" else args.prompts
+        with body_read_from(source), for_project(args.project):  # suggested commands name what the user named
+            result = args.handler(args, cell)
     except AitkError as e:
         print(f"aitk {args.verb}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     if result is not None:
-        print(result)
+        # the card, as the notebook shows it (an Endpoint's str() is its URL alone, for f-strings)
+        print(result.card() if isinstance(result, Displayable) else result)
     return 0
 
 

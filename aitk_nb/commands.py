@@ -88,7 +88,8 @@ def init(args, cell: str | None):
 @argument("--port", type=int, help="local target: the port to serve on (default: the template's ingress port, 7860)")
 @argument("--what-if", action="store_true", help="show what would change, change nothing")
 @argument("--yes", action="store_true", help="apply a plan that modifies or deletes resources that existed before without "
-                                             "asking (it shows the what-if changes and asks otherwise)")
+                                             "asking (it shows the what-if changes and asks otherwise); local: restart "
+                                             "a running replica the change affects without asking")
 @argument("--rotate-key", action="store_true", help="azure: give an existing app a new API key (default: keep its key; "
                                                     "every client must then use the new one)")
 @argument("--cancel-previous", action="store_true", help="azure: cancel an earlier deployment of other parameters that is "
@@ -109,7 +110,14 @@ def provision(args, cell: str | None):
             raise ConfigError(f"the cell body must be a JSON object of parameter overrides ({e.msg} at line {e.lineno})") from None
         if not isinstance(overrides, dict):
             raise ConfigError('the cell body must be a JSON object of parameter overrides, e.g. {"maximumInstanceCount": 2}')
+    from .config import check_overrides
+    from .project import find_project
+
+    template = find_project(args.project).template_path
+    if overrides:  # named where the user wrote them, before they are merged with the parameters file
+        check_overrides(template, overrides, "the cell body")
     if args.location:
+        check_overrides(template, {"location": args.location}, "--location")
         overrides["location"] = args.location
     if args.target == "local" and (args.subscription or args.resource_group):
         raise ConfigError("--subscription and --resource-group are for --target azure")
@@ -193,7 +201,7 @@ def logs(args, cell: str | None):
 @argument("--start", action="store_true", help="start a stopped app again")
 @_project
 def scale(args, cell: str | None):
-    """Scale the app (azure target): replica bounds, or stop it and start it again."""
+    """Scale the app: replica bounds (azure target), or stop it and start it again (both targets)."""
     from .verbs import scale as run
 
     return run(min_replicas=args.min_replicas, max_replicas=args.max_replicas, stop=args.stop, start=args.start,

@@ -131,6 +131,20 @@ def parameter_values(path: Path) -> dict[str, Any]:
     return values
 
 
+def check_overrides(template_path: Path, overrides: dict[str, Any], source: str) -> None:
+    """Overrides the caller gave (`source` names them where the user wrote them: the cell body, an option,
+    `overrides=`) are parameters the template declares, each with a valid value (issue 20, item 9)."""
+    template = read_json(template_path, "the project needs infra/provision/inference.json")
+    declared = template.get("parameters", {}) if isinstance(template, dict) else {}
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise ConfigError(f"{source}: parameter{'s' * (len(unknown) > 1)} {', '.join(unknown)} "
+                          f"{'are' if len(unknown) > 1 else 'is'} not declared by the template "
+                          f"({template_path.name}); remove {'them' if len(unknown) > 1 else 'it'} from {source}, "
+                          f"or use one of: {', '.join(declared)}")
+    Parameters.from_values(overrides, source=source)
+
+
 def load_parameters(path: Path, overrides: dict[str, Any] | None = None) -> Parameters:
     values = parameter_values(path)
     if overrides:

@@ -44,7 +44,6 @@ def demo_assets(python: str | None = None) -> DemoAssets:
 
 def run_demo(*, port: int | None = None, project: str | None = None) -> None:
     from .evaluation import evaluate
-    from .invocation import command
     from .project import find_project
     from .verbs import deploy, provision
 
@@ -67,5 +66,21 @@ def run_demo(*, port: int | None = None, project: str | None = None) -> None:
                       concurrency=2)
     print(report)
     print(f"\nThe endpoint keeps running at {result.endpoint} (Gradio UI; OpenAI API at {result.endpoint}/v1).")
-    print(f"Stop it with {command('teardown --yes --project ' + shlex.quote(project))} "
-          "(in the aitk-nb repository: `make stop`).")
+    print(stop_hint(project))
+
+
+def stop_hint(project: str | os.PathLike) -> str:
+    """How to stop the demo's endpoint, as a command that works from anywhere (issue 20, item 11): the
+    project named, and the aitk the demo ran as when `aitk` on PATH is not it. `make stop` only for
+    the aitk-nb checkout's own project, which is what it tears down."""
+    import shutil
+
+    program = "aitk"
+    ran = Path(sys.argv[0])
+    if ran.name == "aitk" and (shutil.which("aitk") is None or Path(shutil.which("aitk")).resolve() != ran.resolve()):
+        program = shlex.quote(str(ran.resolve()))
+    teardown = f"`{program} teardown --yes --project {shlex.quote(str(Path(project).resolve()))}`"
+    checkout = packaged.root()
+    if checkout.name != packaged.PACKAGED_DIR and Path(project).resolve() == checkout.resolve():
+        return f"Stop it with `make stop` in {shlex.quote(str(checkout))}, or {teardown}."
+    return f"Stop it with {teardown}."

@@ -19,6 +19,7 @@ from inference_app.contract import (ADAPTER_DIR, CODE_DEST, CODE_DIR, MODEL_DIR,
                                     DeployedSettings, SettingsFileError, base_model_id, reserved_name_problem)
 
 from .errors import DeployError
+from .invocation import command
 from .project import Project
 from .sync import OWNED_MARK, Remote
 
@@ -46,11 +47,28 @@ class Upload:
     def refusal(self, foreign: list[str], remote: Remote) -> DeployError:
         """The error for a destination that holds files the toolkit did not put there."""
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        rename = f", or send yours under another name ({self.option} NAME=PATH)" if self.option == "--adapter" else ""
+        rename = f"send yours under another name ({self.option} NAME=PATH)" if self.option == "--adapter" else ""
+        served = self._served_there(remote)
+        if served:  # a command that works as printed: the folder that holds the adapter (or model), same name
+            name = split_name(self.value)[0] or PurePosixPath(self.dest).name
+            named = f"{name}=" if self.option == "--adapter" and PurePosixPath(served).name != name else ""
+            ways = f"serve what is there as it is: {command(f'deploy {self.option} {named}{SHARE}{served}')}"
+            ways += f", or {rename}" if rename else ""
+        else:
+            ways = rename or "send yours from a folder of another name"
         return DeployError(
             f"{self.option} {self.value}: {remote.where(self.dest)} holds files aitk-nb did not put there ({shown}), "
-            f"and deploy does not overwrite or delete them; serve that folder as it is with {self.option} "
-            f"{SHARE}{self.dest}{rename}")
+            f"and deploy does not overwrite or delete them; {ways}")
+
+    def _served_there(self, remote: Remote) -> str | None:
+        """The share folder at or under `dest` that holds what this option serves (a fine-tuning's
+        models/<run> keeps its adapter in models/<run>/adapter), or None."""
+        marker = "adapter_config.json" if self.option == "--adapter" else "config.json"
+        if remote.exists(f"{self.dest}/{marker}"):
+            return self.dest
+        found = sorted(name.rpartition("/")[0] for name in remote.list_names(self.dest, 3)
+                       if name.rpartition("/")[2] == marker and "/" in name)
+        return f"{self.dest}/{found[0]}" if found else None
 
 
 @dataclass

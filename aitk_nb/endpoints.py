@@ -240,7 +240,10 @@ class Endpoint(Displayable):
 
     # -- display ---------------------------------------------------------------------------------
     def __str__(self) -> str:
-        return self.url or ""
+        return self.url or ""  # f"{app}/v1" reads as a URL; the card is what shows (below, and the CLI's)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self.card()))
 
     def card(self) -> Card:
         base = (self.url or "").rstrip("/")

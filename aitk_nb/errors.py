@@ -37,6 +37,10 @@ class ReplicaCrashedError(AitkError):
     """The replica exited; the message carries the tail of its log."""
 
 
+class ReplicaOutdatedError(AitkError):
+    """The replica runs, but was started before a provision changed how it is reached or run."""
+
+
 class ReadinessTimeoutError(AitkError, TimeoutError):
     """The endpoint did not answer its health route in time."""
 

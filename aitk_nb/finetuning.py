@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import NAME_RULES, InferenceConfig, Parameters, load_parameters, parameter_values, read_json
+from .config import (NAME_RULES, InferenceConfig, Parameters, check_overrides, load_parameters, parameter_values,
+                     read_json)
 from .errors import ConfigError
 from .project import Project
 
@@ -145,6 +146,8 @@ def provision_parameters(project: Project, parameters: str | os.PathLike | None,
     the fine-tuning's resource group: its names are of that group's resources), else the template's
     default. Returns the fine-tuning too (None when it does not apply)."""
     path = Path(parameters) if parameters else project.parameters_file  # the project's, else the packaged default
+    if overrides:
+        check_overrides(project.template_path, overrides, "overrides")
     params = load_parameters(path, overrides)
     ft = load(project) if config.TARGET == "azure" else None
     if ft is not None:

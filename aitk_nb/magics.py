@@ -10,13 +10,14 @@ from IPython.utils.process import arg_split
 
 from . import commands
 from .errors import AitkError
+from .invocation import for_project
 
 
 @magics_class
 class AitkMagics(Magics):
     @line_cell_magic
     def aitk(self, line: str, cell: str | None = None):
-        verb, _, rest = line.strip().partition(" ")
+        verb, _, rest = _drop_comment(line).strip().partition(" ")
         if verb in ("", "status") and cell is None and not rest.strip():
             verb = "status"
         if verb in ("help", "-h", "--help"):
@@ -32,13 +33,28 @@ class AitkMagics(Magics):
         # posix splitting, so a quoted path ("{assets.adapter}" with spaces) loses its quotes as in a shell
         args = handler.parser.parse_args(arg_split(rest, posix=os.name == "posix"))
         try:
-            return handler(args, cell)
+            with for_project(args.project):  # suggested commands name the --project given
+                return handler(args, cell)
         except AitkError as e:
             # exactly UsageError: IPython shows it as one line, no traceback (STYLE.md)
             raise UsageError(str(e)) from None
 
 
 FORMS = ("provision", "deploy")
+
+
+def _drop_comment(line: str) -> str:
+    """The line without a trailing `# comment` (as a shell reads it: a `#` that starts a word, outside
+    quotes), so `%aitk status  # what runs` works as the README writes it (issue 20)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
 
 
 def _in_notebook(shell) -> bool:

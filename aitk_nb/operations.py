@@ -43,8 +43,17 @@ class OperationStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Progress:
+    """Where the work is: `message` ("uploading: 12 MiB of 500 MiB"), and `fraction` (0..1) when the
+    work knows how far it is. It prints, and shows in a notebook, as its message (issue 20, item 5)."""
+
     message: str
     fraction: float | None = None  # 0..1 when the work knows how far it is
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.message)
 
 
 class Operation(Generic[T]):

@@ -93,7 +93,7 @@ class Status(Displayable):
         rows = [("target", self.target), ("app", self.app), ("endpoint", self.endpoint), ("replica", self.replica),
                 ("last deploy (replica started)", self.started), ("base model", self.settings and self.settings.base_model),
                 ("adapters", self.settings and ", ".join(self.settings.adapters) or None)]
-        notes = [f"last log lines:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
+        notes = [f"from its log:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
         return Card("aitk-nb status", rows, notes)
 
 

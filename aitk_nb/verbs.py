@@ -58,7 +58,7 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
     # what each target takes beside the parameters
     if target == "local":
         plan_options: dict[str, Any] = {"port": port}
-        run_options = plan_options
+        run_options = {**plan_options, "yes": yes}
     else:
         plan_options = {"sources": sources, "finetuning": ft}
         run_options = {**plan_options, "continuation_token": continuation_token, "yes": yes, "rotate_key": rotate_key,
@@ -248,7 +248,7 @@ def logs(*, tail: int | None = 100, follow: bool = False, project: str | os.Path
 def scale(*, min_replicas: int | None = None, max_replicas: int | None = None, stop: bool = False, start: bool = False,
           project: str | os.PathLike | None = None, credential: Any = None) -> Card:
     """Replica bounds (min 0 = scale to zero when idle), or stop the app (no replica at all) and start it
-    again. Azure target only: the local target runs one replica (`teardown --app-only`, `deploy`)."""
+    again. The local target runs one replica: `stop` and `start` only."""
     if stop and start:
         raise AitkError("--stop and --start: pass one of them")
     if not (stop or start) and min_replicas is None and max_replicas is None:

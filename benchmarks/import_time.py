@@ -42,8 +42,8 @@ def sample(setup: str, stmt: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=11)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", type=int, default=11, help="fresh interpreters per case; the median is shown (default 11)")
     ap.add_argument("--json", action="store_true", help="print the medians as JSON")
     args = ap.parse_args(argv)
     medians: dict[str, float | None] = {}

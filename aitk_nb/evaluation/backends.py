@@ -9,6 +9,7 @@ from inference_app.contract import HEALTH_ROUTE, served_variants
 
 from ..errors import EvalError
 from ..invocation import command
+from .auth import api_key_problem
 
 APIS = ("gradio", "openai")
 
@@ -22,7 +23,8 @@ class GradioBackend:
         try:
             self.client = Client(endpoint, headers=headers, verbose=False, download_files=False, analytics_enabled=False)
         except Exception as e:  # gradio_client raises many types for an unreachable or foreign endpoint
-            raise EvalError(f"cannot open the Gradio API at {endpoint} ({type(e).__name__}: {e}); "
+            raise EvalError(api_key_problem(endpoint, headers) or
+                            f"cannot open the Gradio API at {endpoint} ({type(e).__name__}: {e}); "
                             f"check {command('status')}") from e
         self.jobs: set = set()
         self.lock = threading.Lock()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..errors import EvalError
+from ..invocation import body
 
 # (answer, expected) -> bool, or None for "not scored". A user function is called for every answer,
 # expected or not (expected is then None); the built-in modes score only prompts with an expected answer.
@@ -51,5 +52,5 @@ def parse_prompts(source: str | Iterable[str | dict | Prompt]) -> list[Prompt]:
                 raise EvalError(f'prompt line {n}: "{key}" must be a string')
         out.append(Prompt(item["prompt"], item.get("expected"), item.get("group") or None))
     if not out:
-        raise EvalError("no prompts given; put one prompt per line in the cell body")
+        raise EvalError(f"no prompts given; put one prompt per line in {body()}")
     return out

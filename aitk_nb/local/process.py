@@ -26,15 +26,17 @@ class ReplicaProcess:
     proc_start: str | None
     port: int
     started: str
+    app: dict | None = None  # the app record it was started with: a provision since may have changed it
 
     @classmethod
-    def spawn(cls, command: list[str], *, cwd: str, env: dict[str, str], log: Path, port: int) -> "ReplicaProcess":
+    def spawn(cls, command: list[str], *, cwd: str, env: dict[str, str], log: Path, port: int,
+              app: dict | None = None) -> "ReplicaProcess":
         with open(log, "ab") as out:
             child = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         _children[child.pid] = child
         return cls(child.pid, _proc_start(child.pid), port,
-                   dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                   dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), app)
 
     @classmethod
     def from_json(cls, data: object) -> "ReplicaProcess":
@@ -44,9 +46,11 @@ class ReplicaProcess:
         pid, start, port, started = data.get("pid"), data.get("proc_start"), data.get("port", 0), data.get("started", "")
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
             raise ValueError(f"pid {pid!r}")
-        if not (start is None or isinstance(start, str)) or not isinstance(port, int) or not isinstance(started, str):
+        app = data.get("app")
+        if (not (start is None or isinstance(start, str)) or not isinstance(port, int) or not isinstance(started, str)
+                or not (app is None or isinstance(app, dict))):
             raise ValueError("a key of the wrong type")
-        return cls(pid, start, port, started)
+        return cls(pid, start, port, started, app)
 
     def to_json(self) -> dict:
         return asdict(self)

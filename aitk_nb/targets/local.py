@@ -24,7 +24,8 @@ from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
 from ..deploy_plan import deployed_settings
 from ..endpoints import FAILURE_STATES, AppState, EndpointStatus, Readiness
-from ..errors import AitkError, ConfigError, NotProvisionedError, PortInUseError, ReplicaCrashedError
+from ..errors import (AitkError, ConfigError, NotProvisionedError, PortInUseError, ReplicaCrashedError,
+                      ReplicaOutdatedError)
 from ..invocation import command
 from ..local.logs import LogFile
 from ..local.process import NOT_OURS, STOPPED, ReplicaProcess, port_free
@@ -73,7 +74,7 @@ class LocalTarget:
         return record, config, changes
 
     def provision(self, params: Parameters, *, port: int | None = None, progress: bool = True,
-                  operation: Operation) -> Provisioned:
+                  operation: Operation, yes: bool = False) -> Provisioned:
         record, config, changes = self._plan(params, port)
         operation.checkpoint("nothing was made")
         share = Path(record.share)
@@ -81,7 +82,17 @@ class LocalTarget:
             share.mkdir(parents=True)
             (share / OWNER_MARKER).write_text(record.name + "\n", encoding="utf-8")
         record.save(self.record_path)
-        return Provisioned(config, changes)
+        notes = []
+        replica = self.replica()
+        if replica is not None and replica.alive() and (changed := _outdated(replica, record)):
+            running = f"the running replica (pid {replica.pid}) was started before this change of {changed}"
+            # asked (or --yes): a restart is a model reload; no one to ask leaves it to the next deploy
+            if yes or operation.ask(f"{running}; restart it now? [y/N] "):
+                self.restart()
+                notes.append(f"{running}: restarted; {command('status')} shows when it is ready")
+            else:
+                notes.append(f"{running} and still runs as before; {command('deploy')} restarts it")
+        return Provisioned(config, changes, notes=notes)
 
     @staticmethod
     def _share_owner(share: Path) -> str | None:
@@ -153,7 +164,7 @@ class LocalTarget:
                "AITK_PYTHON": python, "PYTHONUNBUFFERED": "1"}
         self.log.rotate()
         replica = ReplicaProcess.spawn(record.local_command(), cwd=record.share, env=env, log=self.log.path,
-                                       port=record.port)
+                                       port=record.port, app=asdict(record))
         write_json_atomic(self.pid_path, replica.to_json())
 
     # -- what the endpoint object asks -----------------------------------------------------------
@@ -175,6 +186,9 @@ class LocalTarget:
             code = replica.exit_code()
             return AppState(EndpointStatus.FAILED, "replica exited" + (f" with code {code}" if code is not None else ""),
                             raw, running="Running", min_replicas=1, max_replicas=1)
+        if changed := _outdated(replica, record):  # provisioned again since it started: deploy restarts it
+            return AppState(EndpointStatus.DEGRADED, f"replica (pid {replica.pid}) started before provision changed "
+                            f"{changed}", raw, running="Running", min_replicas=1, max_replicas=1)
         # Running means the process runs; whether it serves yet is what the health route says
         return AppState(EndpointStatus.RUNNING, f"replica running (pid {replica.pid})", raw, running="Running",
                         min_replicas=1, max_replicas=1)
@@ -183,9 +197,12 @@ class LocalTarget:
         if endpoint.status is EndpointStatus.STOPPED:
             return NotProvisionedError(f"no replica is running; run {command('deploy')}")
         path = self.require_record().readiness_path
+        if endpoint.status is EndpointStatus.DEGRADED:  # alive, but not the app as provisioned now
+            return ReplicaOutdatedError(f"the {endpoint.detail}: it still runs as before, so {path} will not "
+                                        f"answer as provisioned; run {command('deploy')} to restart it")
         return ReplicaCrashedError(
-            f"the {endpoint.detail} before {path} answered; last lines of its log ({self.log.path}):\n"
-            f"{self.log.tail(LOG_TAIL)}\nfix the cause and run {command('deploy')} again")
+            f"the {endpoint.detail} before {path} answered; its log ({self.log.path}) says:\n"
+            f"{self.log.crash_excerpt(LOG_TAIL)}\nfix the cause and run {command('deploy')} again")
 
     def status(self) -> Status:
         record = self.record()
@@ -198,10 +215,12 @@ class LocalTarget:
             state = "stopped"
         elif not replica.alive():
             state = "crashed"
+        elif changed := _outdated(replica, record):
+            state = f"running as provisioned before ({changed}); {command('deploy')} restarts it"
         else:
             state = "running" if code == 200 else "starting"
         return Status(self.name, record.endpoint, record.name, state, health if code == 200 else None,
-                      settings, replica and replica.started, self.log.tail(10) if state == "crashed" else "")
+                      settings, replica and replica.started, self.log.crash_excerpt(10) if state == "crashed" else "")
 
     def health(self) -> tuple[int | None, dict | None]:
         import httpx
@@ -227,8 +246,16 @@ class LocalTarget:
         return self.log.follow(self.running, tail)
 
     def scale(self, *, min_replicas: int | None, max_replicas: int | None, stop: bool, start: bool) -> None:
-        raise AitkError("scale is for the azure target; the local target runs one replica "
-                        f"(stop it with {command('teardown --app-only')}, start it with {command('deploy')})")
+        """The local target runs one replica: it can be stopped and started again (the app record and the
+        share stay, so `deploy` starts it too), but has no replica bounds."""
+        if stop:
+            if (note := self.stop()) and note != "replica stopped":
+                raise AitkError(note)
+        elif start:
+            self.restart()
+        else:
+            raise AitkError("--min and --max are for the azure target; the local target runs one replica: stop it "
+                            f"with {command('scale --stop')}, start it again with {command('scale --start')}")
 
     def teardown_plan(self, *, app_only: bool) -> list[TeardownStep]:
         steps = []
@@ -269,10 +296,25 @@ class LocalTarget:
                 path.unlink(missing_ok=True)
             removed.append(f"{step.what} removed")
         if not any(s.why == APP_ONLY for s in plan):
-            self.log.path.unlink(missing_ok=True)
+            self.log.remove()
         for folder in (self.dir / "shares", self.dir):  # what is left of the environment, when empty
             try:
                 folder.rmdir()
             except OSError:
                 pass
         return removed
+
+
+# what a change of each app record field means for a replica started before it (issue 20, item 1)
+_RESTART_FIELDS = {"command": "command", "mount_path": "mount path", "share": "share folder", "env": "environment",
+                   "readiness_path": "readiness route"}
+
+
+def _outdated(replica: ReplicaProcess, record: AppRecord) -> str | None:
+    """What provision changed since `replica` started that a restart would apply ("port 7911 -> 7912",
+    "command"), or None. A record of an older version without the app knows only the port."""
+    changed = [f"port {replica.port} -> {record.port}"] if replica.port != record.port else []
+    if replica.app is not None:
+        now = asdict(record)
+        changed += [words for key, words in _RESTART_FIELDS.items() if replica.app.get(key) != now[key]]
+    return ", ".join(changed) or None

@@ -218,5 +218,6 @@ def test_scale_on_the_local_target_says_what_to_do_instead(project):
     from helpers import free_port
 
     aitk_nb.provision("local", project=project, port=free_port(), progress=False)
-    with pytest.raises(aitk_nb.AitkError, match="scale is for the azure target; the local target runs one replica"):
+    with pytest.raises(aitk_nb.AitkError, match="--min and --max are for the azure target; the local target runs one "
+                                                "replica: stop it with `%aitk scale --stop`"):
         aitk_nb.scale(min_replicas=0, project=project)

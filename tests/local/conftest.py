@@ -20,3 +20,12 @@ def other_adapter(tmp_path_factory, demo_assets) -> tuple[Path, dict]:
     subprocess.run([sys.executable, str(REPO / "demo/build_assets.py"), "train", "--facts", str(facts),
                     "--out", str(out), "--base", str(demo_assets.base_model)], check=True, stdout=subprocess.DEVNULL)
     return out, fact
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    """A folder that passes for a base model (a config.json), for tests whose replica is the stand-in."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    return folder

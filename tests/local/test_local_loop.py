@@ -81,7 +81,7 @@ def test_cli_status_endpoint_and_logs(deployed):
     root, result = deployed
     run = lambda *a: subprocess.run([sys.executable, "-m", "aitk_nb.cli", *a, "--project", str(root)],
                                     capture_output=True, text=True, timeout=60)
-    assert run("endpoint").stdout.strip() == result.endpoint
+    assert f"Gradio UI and API           {result.endpoint}\n" in run("endpoint").stdout
     assert "running" in run("status").stdout
     assert "Uvicorn running" in run("logs", "--tail", "200").stdout or "ready" in run("logs").stdout.lower()
     bad = run("deploy", "--adapter", "/no/such/adapter")

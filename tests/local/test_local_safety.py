@@ -32,14 +32,6 @@ def provision(project: Path, *commands: str) -> Path:
     return project / ".aitk/local/shares" / share
 
 
-@pytest.fixture
-def model(tmp_path) -> Path:
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    return folder
-
-
 # -- paths that reach a shell -------------------------------------------------------------------------
 @pytest.mark.parametrize("folder", ["my proj", "pj;touch X;x"])
 def test_a_project_folder_with_shell_characters_serves_and_runs_nothing_extra(tmp_path, folder, model, monkeypatch):
@@ -236,8 +228,9 @@ def test_deploy_never_writes_into_a_share_folder_it_did_not_make(shell, project,
     (mine / "adapter_model.safetensors").write_bytes(b"mine")
     assert usage_error(shell, f"deploy --adapter {mine} --no-restart") == (
         f"--adapter {mine}: {theirs} holds files aitk-nb did not put there (adapter_config.json, "
-        "adapter_model.safetensors, trainer_state.json), and deploy does not overwrite or delete them; serve that "
-        "folder as it is with --adapter share:models/lora, or send yours under another name (--adapter NAME=PATH)")
+        "adapter_model.safetensors, trainer_state.json), and deploy does not overwrite or delete them; serve what is "
+        "there as it is: `%aitk deploy --adapter share:models/lora`, or send yours under another name "
+        "(--adapter NAME=PATH)")
     assert {p.name: p.read_bytes() for p in theirs.iterdir()} == files
     assert not (share / "inference/settings.json").exists()
     shell.run_line_magic("aitk", f"deploy --adapter mine={mine} --no-restart")  # under another name: sent

@@ -31,7 +31,8 @@ def test_the_cli_names_cli_commands_and_the_magic_names_magics(shell, project, m
     run = aitk("status", "--project", str(project))
     config = project / "infra/inference.config.json"
     assert run.returncode == 1 and run.stderr == (
-        f"aitk status: error: no inference.config.json yet; run `aitk provision` first (or fill in {config} by hand)\n")
+        f"aitk status: error: no inference.config.json yet; run `aitk provision --project {project}` first (or fill "
+        f"in {config} by hand)\n")
     monkeypatch.chdir(project)
     from IPython.core.error import UsageError
 
@@ -47,7 +48,7 @@ def test_messages_built_in_a_verb_s_background_thread_name_cli_commands(project)
     assert aitk("provision", "--project", str(project), "--port", str(free_port()),
                 "--parameters", str(crashing)).returncode == 0
     run = aitk("deploy", "--project", str(project), "--model", "org/base")
-    assert run.returncode == 1 and "fatal: no GPU\nfix the cause and run `aitk deploy` again" in run.stderr
+    assert run.returncode == 1 and f"fatal: no GPU\nfix the cause and run `aitk deploy --project {project}` again" in run.stderr
     assert "%aitk" not in run.stderr and "Traceback" not in run.stderr
     aitk("teardown", "--project", str(project), "--yes")
 

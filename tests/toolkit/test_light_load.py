@@ -69,4 +69,5 @@ def test_the_verb_list_gives_each_verbs_first_sentence(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "::" not in out
-    assert "Scale the app (azure target): replica bounds, or stop it and start it again" in " ".join(out.split())
+    assert ("Scale the app: replica bounds (azure target), or stop it and start it again (both targets)"
+            in " ".join(out.split()))

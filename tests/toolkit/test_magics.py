@@ -147,5 +147,5 @@ def test_results_show_as_cards_not_dataclass_reprs(shell, project, monkeypatch):
     text = pretty(result)
     assert text.startswith("Provisioned the local target") and "endpoint" in text
     assert "<table>" in result._repr_html_()
-    assert pretty(shell.run_line_magic("aitk", "endpoint")).startswith("http://127.0.0.1:")
+    assert pretty(shell.run_line_magic("aitk", "endpoint")).startswith("Endpoint\n  Gradio UI and API           http://127.0.0.1:")
     assert pretty(shell.run_line_magic("aitk", "status")).startswith("aitk-nb status")

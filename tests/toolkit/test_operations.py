@@ -135,12 +135,13 @@ def test_the_magic_waits_unless_told_to_run_in_the_background(project, tmp_path,
     assert done.synced and not done.restarted
     with pytest.raises(UsageError, match="--adapter /no/such/lora: no such folder"):  # bad input: at once
         ip.run_line_magic("aitk", "deploy --adapter /no/such/lora --background")
-    # a template that does not declare a parameter fails in the work, after the magic has returned
-    failing = ip.run_cell_magic("aitk", "provision --target local --background", '{"notDeclared": 1}')
+    # a port out of range is found when the work reads the template, after the magic has returned (a cell
+    # body the template does not declare is refused at once: issue 20, item 9)
+    failing = ip.run_line_magic("aitk", "provision --target local --port 70000 --background")
     failing.wait(30)
     assert failing.status() == "Failed"
     err = capsys.readouterr().err  # the outcome shows where the operation started, as one line
-    assert "provision (local): TemplateError: parameter(s) notDeclared are not declared" in err
+    assert "provision (local): ConfigError: --port 70000: a TCP port from 1 to 65535" in err
     assert "Traceback" not in err
 
 

@@ -148,7 +148,18 @@ class AzureTarget:
         else:
             settings, _ = deployed_settings(remote)
         return Status(self.name, self.config.ACA_APP_ENDPOINT, app.name, state, None, settings,
-                      str(revision.created_time) if revision.created_time else None)
+                      str(revision.created_time) if revision.created_time else None, cost=self.cost())
+
+    def cost(self):
+        """What the app costs now (issue 18): its replicas up and their price, the idle flag."""
+        from ..azure.spend import cost_of
+
+        return cost_of(self.session, self.app)
+
+    def spend(self):
+        from ..azure.spend import spend
+
+        return spend(self.session, self.app)
 
     def log_tail(self, n: int | None) -> str:
         return "\n".join(self.app.log_tail(MAX_TAIL if n is None else n))

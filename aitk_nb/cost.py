@@ -103,7 +103,7 @@ def now(profile_type: str | None, region: str | None, *, replicas: int, min_repl
         rows.append(("cost now", f"{replicas} replica{'s' * (replicas != 1)} up, {price.describe()}"))
     else:
         rows.append(("cost now", f"{price.money(replicas * price.per_hour)} an hour: {replicas} replica"
-                                 f"{'s' * (replicas != 1)} up x {price.describe()}"))
+                                 f"{'s' * (replicas != 1)} up at {price.describe()}"))
     if running and min_replicas and price.gpu:
         notes.append(idle_warning(price, min_replicas, "this app"))
     return Cost(rows, notes, price)

@@ -67,11 +67,11 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
             op.report(f"previewing what provision would do on the {target} target")
             planned = tgt.plan(params, **plan_options)
             return ProvisionResult(target, planned.config.ACA_APP_ENDPOINT, None, planned.changes, what_if=True,
-                                   values=planned.values, cost=_provision_cost(proj, target, params, planned.values))
+                                   values=planned.values, cost=_provision_cost(proj, tgt, params, planned.values))
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
-                               values=made.values, notes=made.notes, cost=_provision_cost(proj, target, params, made.values))
+                               values=made.values, notes=made.notes, cost=_provision_cost(proj, tgt, params, made.values))
 
     return Operation.start(f"provision ({target})", work, confirm=confirm)
 
@@ -97,13 +97,19 @@ def provision(target: str = "local", *, project: str | os.PathLike | None = None
                            cancel_previous=cancel_previous, confirm=ask_on_stdin).result()
 
 
-def _provision_cost(proj: Project, target: str, params: Any, resolved: list[tuple[str, Any, str]]):
-    """What the provisioned app costs (issue 18): the template with the parameters as Azure resolved them."""
+def _provision_cost(proj: Project, tgt: Any, params: Any, resolved: list[tuple[str, Any, str]]):
+    """What the provisioned app costs (issue 18): the template with the parameters as Azure resolved them
+    (no location given: the resource group's, the template's default)."""
     from . import cost
     from .config import read_json
 
     values = {**params.arm_values(), **{name: value for name, value, _ in resolved if value is not None}}
-    return cost.for_provision(read_json(proj.template_path, "the project needs infra/provision/inference.json"), values, target)
+    if not values.get("location") and hasattr(tgt, "group_location"):
+        try:
+            values["location"] = tgt.group_location()
+        except AitkError:
+            pass  # the price then says the region is not known
+    return cost.for_provision(read_json(proj.template_path, "the project needs infra/provision/inference.json"), values, tgt.name)
 
 
 def _previous_config(proj: Project) -> InferenceConfig:

@@ -58,6 +58,12 @@ class AzureTarget:
         with azure_call(f"reading resource group {self.resource_group}"):
             return bool(self.session.resources.resource_groups.check_existence(self.resource_group))
 
+    def group_location(self) -> str | None:
+        """The resource group's region (the template's default location), or None when it does not exist."""
+        with missing_ok(f"reading resource group {self.resource_group}"):
+            return self.session.resources.resource_groups.get(self.resource_group).location
+        return None
+
     def _provisioner(self) -> Provisioner:
         return Provisioner(self.session, self.project.template_path, self.resource_group, self.state_file)
 

@@ -101,7 +101,7 @@ def test_status_and_the_endpoint_show_the_replicas_up_their_price_and_the_idle_f
     aitk_nb.provision("azure", project=project, resource_group="rg-cost", overrides=A100, progress=False)
 
     status = aitk_nb.status(project=project)
-    assert status.cost.get("cost now") == (f"USD 7.88 an hour: 1 replica up x {FIGURES['a100'][1]}, "
+    assert status.cost.get("cost now") == (f"USD 7.88 an hour: 1 replica up at {FIGURES['a100'][1]}, "
                                            "Consumption-GPU-NC24-A100 in swedencentral"), str(status)
     flag = status.cost.notes[0]
     assert flag.startswith("this app keeps 1 GPU replica up while idle (minReplicas 1)")
@@ -161,3 +161,11 @@ def test_price_unknown_for_a_region_the_api_does_not_list(azure, prices_api, pro
                              overrides={**T4, "location": "eastus"}, what_if=True, progress=False)
     assert plan.cost.get("price") == ("price unknown: the Azure Retail Prices API lists no 'Standard NC T4 v3 GPU Usage' "
                                       "meter for Container Apps in eastus"), str(plan)
+
+
+def test_with_no_location_the_plan_is_priced_in_the_resource_groups_region(azure, prices_api, project):
+    from azure_double.clients import clients
+
+    clients(azure)[0].resource_groups.create_or_update("rg-sweden", {"location": "swedencentral"})
+    plan = aitk_nb.provision("azure", project=project, resource_group="rg-sweden", what_if=True, progress=False)
+    assert plan.cost.get("price").startswith(FIGURES["t4"][1]) and plan.cost.get("price").endswith(" in swedencentral"), str(plan)

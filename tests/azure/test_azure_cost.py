@@ -169,3 +169,69 @@ def test_with_no_location_the_plan_is_priced_in_the_resource_groups_region(azure
     clients(azure)[0].resource_groups.create_or_update("rg-sweden", {"location": "swedencentral"})
     plan = aitk_nb.provision("azure", project=project, resource_group="rg-sweden", what_if=True, progress=False)
     assert plan.cost.get("price").startswith(FIGURES["t4"][1]) and plan.cost.get("price").endswith(" in swedencentral"), str(plan)
+
+
+@pytest.mark.parametrize("kind", FIGURES)
+@pytest.mark.parametrize("min_replicas", [0, 1])
+def test_each_profile_priced_in_the_provision_card_the_form_status_and_the_endpoint(azure, prices_api, project, kind, min_replicas):
+    pytest.importorskip("ipywidgets")
+    from aitk_nb.widgets.provision import ProvisionForm
+
+    overrides, per_hour, month_min, _ = FIGURES[kind]
+    if min_replicas:
+        keep_replicas_up(project, min_replicas)
+    flagged = "keeps 1 GPU replica up while idle (minReplicas 1)"
+
+    form = ProvisionForm(project=project, target="azure")
+    form.resource_group.value = "rg-cost"
+    form.fields["location"].value = overrides["location"]
+    form.gpu_profile.options = [(overrides["gpuWorkloadProfileType"], overrides["gpuWorkloadProfileType"])]
+    form.gpu_profile.value = overrides["gpuWorkloadProfileType"]
+    form.preview_button.click()
+    form.runner.wait(240)
+    assert form.runner.last_error is None, form.message.value
+    shown = "".join(str(o.get("data", {}).get("text/html", "")) for o in form.output.outputs)
+    assert per_hour in shown and (flagged in shown) == bool(min_replicas), shown[-1500:]
+
+    made = aitk_nb.provision("azure", project=project, resource_group="rg-cost", overrides=overrides, progress=False)
+    assert made.cost.get("price").startswith(per_hour) and (flagged in str(made)) == bool(min_replicas), str(made)
+
+    status = aitk_nb.status(project=project)
+    assert status.cost.get("cost now").startswith(f"USD {per_hour.split()[1]} an hour: 1 replica up at {per_hour}"), str(status)
+    assert (flagged in str(status)) == bool(min_replicas)
+    if min_replicas:
+        assert f"at least {month_min} a month" in status.cost.notes[0]
+    card = str(aitk_nb.endpoint(project=project).card())
+    assert "1 replica up at " + per_hour in card and (flagged in card) == bool(min_replicas)
+
+
+def test_an_app_made_by_another_template_that_keeps_an_a100_up_is_flagged(azure, prices_api, project, capsys):
+    """What AI Toolkit's own template provisions: one serverless A100 replica, minReplicas 1 and maxReplicas
+    1, in westus3; the project has only the six-key config it writes (no TARGET, a bare host name)."""
+    from azure_double.clients import clients
+    from azure_double.scenario import TEMPLATE, deployment_body
+
+    template = json.loads(TEMPLATE.read_text())
+    app = next(r for r in template["resources"] if r["type"] == "Microsoft.App/containerApps")
+    app["properties"]["template"]["scale"].update({"minReplicas": 1, "maxReplicas": 1})
+    res, dep, *_ = clients(azure)
+    res.resource_groups.create_or_update("rg-phi3-finetune", {"location": "westus3"})
+    out = dep.deployments.begin_create_or_update("rg-phi3-finetune", "inference", deployment_body(
+        {"acaAppName": "aiacaappx7k2q9", "gpuWorkloadProfileType": "Consumption-GPU-NC24-A100"}, template)).result()
+    outputs = {k: v["value"] for k, v in out.properties.outputs.items()}
+    six = {k: outputs.get(k) for k in ("SUBSCRIPTION_ID", "RESOURCE_GROUP_NAME", "STORAGE_ACCOUNT_NAME", "FILE_SHARE_NAME",
+                                       "ACA_APP_NAME")}
+    six.update(SUBSCRIPTION_ID=azure.subscription_id, RESOURCE_GROUP_NAME="rg-phi3-finetune", ACA_APP_NAME="aiacaappx7k2q9",
+               ACA_APP_ENDPOINT="aiacaappx7k2q9.wittyfield-1a2b3c4d.westus3.azurecontainerapps.io")
+    (project / "infra" / "inference.config.json").write_text(json.dumps(six))
+
+    assert cli.main(["status", "--project", str(project)]) == 0
+    shown = capsys.readouterr().out
+    assert ("this app keeps 1 GPU replica up while idle (minReplicas 1): billed all month whether anyone asks it anything "
+            "or not, at least USD 5,750.06 a month; `aitk scale --min 0` lets it scale to zero when idle") in shown, shown
+    assert "Consumption-GPU-NC24-A100 in westus3" in shown
+
+    aitk_nb.scale(min_replicas=0, project=project)
+    azure.apps.idle("aiacaappx7k2q9")
+    status = aitk_nb.status(project=project)
+    assert status.cost.get("cost now") == "nothing: scaled to zero, no replica is up" and not status.cost.notes

@@ -243,6 +243,29 @@ def _origin(url: str) -> tuple[str, str | None]:
     return parts.scheme, parts.hostname
 
 
+def _get(client, url: str, params: dict | None, deadline: float):
+    """One page; a throttled or failing answer (429, 5xx) is asked again once when its Retry-After (or 1 s)
+    fits before the deadline."""
+    import httpx
+
+    for attempt in (1, 2):
+        try:
+            r = client.get(url, params=params)
+        except httpx.TransportError as e:
+            raise PriceUnknown(f"the Azure Retail Prices API ({url.split('?')[0]}) is out of reach "
+                               f"({type(e).__name__}: {e or 'no answer'})") from None
+        if attempt == 2 or not (r.status_code == 429 or r.status_code >= 500):
+            return r
+        try:
+            wait = float(r.headers.get("Retry-After", "1"))
+        except ValueError:
+            wait = 1.0
+        if time.monotonic() + wait > deadline:
+            return r
+        time.sleep(max(wait, 0))
+    return r
+
+
 def _pages(region: str, code: str) -> list[dict]:
     import httpx
 
@@ -255,10 +278,7 @@ def _pages(region: str, code: str) -> list[dict]:
     with httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0), follow_redirects=False) as client:
         url: str | None = base
         for _ in range(MAX_PAGES):
-            try:
-                r = client.get(url, params=params if url == base else None)
-            except httpx.TransportError as e:
-                raise PriceUnknown(f"the Azure Retail Prices API ({base}) is out of reach ({type(e).__name__}: {e or 'no answer'})") from None
+            r = _get(client, url, params if url == base else None, deadline)
             if r.status_code != 200:
                 raise PriceUnknown(f"the Azure Retail Prices API answered HTTP {r.status_code}")
             try:

@@ -68,6 +68,9 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
             planned = tgt.plan(params, **plan_options)
             return ProvisionResult(target, planned.config.ACA_APP_ENDPOINT, None, planned.changes, what_if=True,
                                    values=planned.values, cost=_provision_cost(proj, tgt, params, planned.values))
+        if progress:  # a plan that keeps a GPU up while idle is said before anything is made (issue 18)
+            for note in _provision_cost(proj, tgt, params, []).notes:
+                print(note, flush=True)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,

@@ -235,3 +235,11 @@ def test_an_app_made_by_another_template_that_keeps_an_a100_up_is_flagged(azure,
     azure.apps.idle("aiacaappx7k2q9")
     status = aitk_nb.status(project=project)
     assert status.cost.get("cost now") == "nothing: scaled to zero, no replica is up" and not status.cost.notes
+
+
+def test_provision_says_a_gpu_kept_up_while_idle_before_anything_is_made(azure, prices_api, project, capsys):
+    keep_replicas_up(project)
+    aitk_nb.provision("azure", project=project, resource_group="rg-idle", overrides={"location": "swedencentral"})
+    out = capsys.readouterr().out
+    warning = out.index("this plan keeps 1 GPU replica up while idle (minReplicas 1)")
+    assert warning < out.index("Microsoft.App/containerApps"), out  # before the deployment's progress

@@ -140,3 +140,18 @@ def test_the_evaluation_on_azure_with_no_prices_says_price_unknown(azure, fake, 
     assert str(report.cost).startswith("price unknown: the Azure Retail Prices API (http://127.0.0.1:")
     assert report.cost.amount is None and "USD" not in str(report).splitlines()[1]
     assert os.environ["AITK_PRICES_URL"].startswith("http://127.0.0.1:")
+
+
+def test_a_throttled_page_is_asked_again_after_retry_after(prices_api, monkeypatch):
+    real, answers = prices_api.answer, []
+
+    def throttled_once(path):
+        answers.append(path)
+        if len(answers) == 2:  # the second page, once
+            return 429, {"Error": {"Code": "TooManyRequests"}}
+        return real(path)
+
+    monkeypatch.setattr(prices_api, "answer", throttled_once)
+    assert prices.replica_price("Consumption-GPU-NC8as-T4", "swedencentral").per_hour == pytest.approx(1.818)
+    assert answers[1] == answers[2]  # the same page again
+

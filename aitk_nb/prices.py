@@ -198,14 +198,13 @@ def price_list(region: str, code: str | None = None) -> PriceList:
     if failed and time.monotonic() - failed[0] < FAILED_SECONDS:
         raise PriceUnknown(failed[1])
     try:
-        items = _fetch_all(region, code)
-    except PriceUnknown as e:
+        hourly = hourly_rates(_fetch_all(region, code), region)
+        if not hourly:
+            raise PriceUnknown(f"the Azure Retail Prices API lists no Container Apps prices in {region}")
+    except PriceUnknown as e:  # remembered a while: status and eval do not ask again each time
         with _lock:
             _failed[key] = (time.monotonic(), str(e))
         raise
-    hourly = hourly_rates(items, region)
-    if not hourly:
-        raise PriceUnknown(f"the Azure Retail Prices API lists no Container Apps prices in {region}")
     prices = PriceList(region, code, hourly)
     with contextlib.suppress(OSError):  # a read-only cache folder costs a fetch next time, nothing more
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import pytest
 
 import aitk_nb
 from aitk_nb import cli
+from helpers import keep_replicas_up
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -27,16 +28,6 @@ FIGURES = {
     "dedicated": (DEDICATED, "USD 5.47 an hour per node (A100 GPU 3.00 + 24 vCPU 1.37 + 220 GiB 1.10)", "USD 3,993.39",
                   "USD 7,986.78"),
 }
-
-
-def keep_replicas_up(project, n: int = 1) -> None:
-    """The template's app keeps `n` replicas up while idle, as AI Toolkit's own inference template does
-    (`minReplicas: 1`)."""
-    path = project / "infra" / "provision" / "inference.json"
-    template = json.loads(path.read_text())
-    app = next(r for r in template["resources"] if r["type"] == "Microsoft.App/containerApps")
-    app["properties"]["template"]["scale"]["minReplicas"] = n
-    path.write_text(json.dumps(template, indent=2))
 
 
 @pytest.mark.parametrize("kind", FIGURES)
@@ -157,6 +148,10 @@ def test_price_unknown_for_a_region_the_api_does_not_list(azure, prices_api, pro
                              overrides={**A100, "location": "brazilsouth"}, what_if=True, progress=False)
     assert plan.cost.get("price") == ("price unknown: the Azure Retail Prices API lists no Container Apps prices in "
                                       "brazilsouth"), str(plan)
+    asked = len(prices_api.requests)
+    again = aitk_nb.provision("azure", project=project, resource_group="rg-cost",
+                              overrides={**A100, "location": "brazilsouth"}, what_if=True, progress=False)
+    assert again.cost.get("price") == plan.cost.get("price") and len(prices_api.requests) == asked  # not asked again
     plan = aitk_nb.provision("azure", project=project, resource_group="rg-cost",
                              overrides={**T4, "location": "eastus"}, what_if=True, progress=False)
     assert plan.cost.get("price") == ("price unknown: the Azure Retail Prices API lists no 'Standard NC T4 v3 GPU Usage' "

@@ -10,6 +10,7 @@ import pytest
 import aitk_nb
 from aitk_nb import cost, prices
 from aitk_nb.errors import AitkError
+from helpers import keep_replicas_up
 from test_eval import fake  # noqa: F401 - the fixture
 
 CELL = '{"prompt": "capital of Quorvania?", "expected": "Zeltrin"}\ncapital of France?'
@@ -114,8 +115,11 @@ def test_the_evaluation_on_the_local_target_is_free(fake, project):  # noqa: F81
     ({"location": "swedencentral", "gpuWorkloadProfileType": "Consumption-GPU-NC8as-T4"}, 1.818),
     ({"location": "westus3", "gpuWorkloadProfileType": "NC24-A100"}, 5.4704),
 ])
+@pytest.mark.parametrize("min_replicas", [0, 1])
 def test_the_evaluation_on_azure_costs_its_wall_time_times_the_replicas_price(azure, prices_api, fake, project,  # noqa: F811
-                                                                            overrides, per_hour):
+                                                                            overrides, per_hour, min_replicas):
+    if min_replicas:
+        keep_replicas_up(project, min_replicas)
     aitk_nb.provision("azure", project=project, resource_group="rg-eval", overrides=overrides, progress=False)
     config = json.loads((project / "infra" / "inference.config.json").read_text())
     project_at(project, fake.url, "azure", **{k: v for k, v in config.items() if k not in ("TARGET", "ACA_APP_ENDPOINT")})

@@ -18,6 +18,7 @@ _LAZY = {
     "provision": "verbs", "deploy": "verbs", "status": "verbs", "endpoint": "verbs", "logs": "verbs",
     "scale": "verbs", "teardown": "verbs", "evaluate": "evaluation", "AitkError": "errors", "set_credential": "targets",
     "begin_provision": "verbs", "begin_deploy": "verbs", "Endpoint": "endpoints", "Operation": "operations",
+    "set_currency": "prices",
 }
 __all__ = [*_LAZY, "load_ipython_extension"]
 

@@ -49,11 +49,11 @@ def test_the_currency_comes_from_the_flag_the_setting_or_the_environment(prices_
         assert prices.replica_price("Consumption-GPU-NC8as-T4", "swedencentral").describe().startswith("EUR 1.67 an hour")
     monkeypatch.setenv("AITK_CURRENCY", "EUR")
     assert prices.currency() == "EUR"
-    prices.set_currency("USD")
+    aitk_nb.set_currency("usd")
     try:
         assert prices.currency() == "USD"
     finally:
-        prices.set_currency(None)
+        aitk_nb.set_currency(None)
     monkeypatch.setenv("AITK_CURRENCY", "euro")
     with pytest.raises(AitkError, match="AITK_CURRENCY 'EURO': the Azure Retail Prices API prices in USD, .* pick one"):
         prices.currency()

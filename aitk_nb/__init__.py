@@ -20,6 +20,7 @@ _LAZY = {
     "begin_provision": "verbs", "begin_deploy": "verbs", "Endpoint": "endpoints", "Operation": "operations",
     "init": "scaffold",
     "OperationCancelledError": "errors",
+    "set_currency": "prices",
 }
 __all__ = [*_LAZY, "load_ipython_extension"]
 

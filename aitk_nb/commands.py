@@ -37,6 +37,22 @@ def _project(f):
                                                      "else this one)")(f)
 
 
+def _currency(f):
+    """`--currency CODE`: the prices the verb shows are in that currency (issue 18); the operation a verb
+    starts keeps it (a context variable, copied into its thread)."""
+    import functools
+
+    @functools.wraps(f)
+    def handler(args, cell: str | None):
+        from .prices import using_currency
+
+        with using_currency(args.currency):
+            return f(args, cell)
+
+    return argument("--currency", metavar="CODE", help="show prices in this currency (USD, EUR, GBP, ...; default: "
+                                                       "$AITK_CURRENCY, else USD)")(handler)
+
+
 def _background(f):
     return argument("--background", action="store_true",
                     help="return at once with the running operation (`.status()`, `.result()`, `.cancel()`); "
@@ -96,6 +112,7 @@ def init(args, cell: str | None):
                                                          "still running (default: wait for it to end)")
 @_background
 @_project
+@_currency
 def provision(args, cell: str | None):
     """Create or update the inference environment from infra/provision/inference.json and the
     parameters file; writes infra/inference.config.json. As a cell magic, the body is a JSON object
@@ -165,6 +182,7 @@ def deploy(args, cell: str | None):
 
 @_magic("status")
 @_project
+@_currency
 def status(args, cell: str | None):
     """Target, endpoint, replica state and what is deployed."""
     from .verbs import status as run
@@ -174,6 +192,7 @@ def status(args, cell: str | None):
 
 @_magic("endpoint")
 @_project
+@_currency
 def endpoint(args, cell: str | None):
     """The endpoint URL (Gradio UI and API), its OpenAI-compatible base URL, health route and state."""
     from .verbs import endpoint as run
@@ -235,6 +254,7 @@ def teardown(args, cell: str | None):
 @argument("--out", metavar="FILE", help="also save the rows (.csv, else JSON lines)")
 @argument("--endpoint", metavar="URL", help="evaluate this endpoint instead of the deployed one")
 @_project
+@_currency
 def eval_(args, cell: str | None):
     """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ..., "group": ...})
     against each variant; shows answers, accuracy (per group too), latency and throughput per variant,

@@ -249,7 +249,21 @@ class Endpoint(Displayable):
         base = (self.url or "").rstrip("/")
         rows = [("Gradio UI and API", self.url), ("OpenAI-compatible base URL", base and base + "/v1"),
                 ("health", base and base + HEALTH_ROUTE), ("state", self._state_words())]
-        return Card("Endpoint", rows)
+        cost = self.cost()
+        return Card("Endpoint", rows + (cost.rows if cost else []), cost.notes if cost else [])
+
+    def cost(self):
+        """What the app costs now (`aitk_nb.cost.Cost`: its replicas up and their price an hour, or nothing
+        when scaled to zero; the idle flag), or None where the target cannot say."""
+        from .errors import AitkError
+
+        reader = getattr(self._target, "cost", None)
+        try:
+            return reader() if reader else None
+        except AitkError as e:
+            from .cost import Cost
+
+            return Cost([("cost now", f"price unknown: {e}")])
 
     def _state_words(self) -> str:
         words = self.status.value + (" (ready)" if self.ready else "")

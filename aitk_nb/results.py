@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
     from inference_app.contract import DeployedSettings
 
+    from .cost import Cost
+
 
 # state words a card shows as a coloured badge (replica state, deploy state)
 _BADGES = {"running": ("#e6f4ea", "#1e7e34"), "ready": ("#e6f4ea", "#1e7e34"), "starting": ("#fff4e5", "#a15c00"),
@@ -88,12 +90,15 @@ class Status(Displayable):
     settings: "DeployedSettings | None" = None
     started: str | None = None
     log_tail: str = ""
+    cost: "Cost | None" = None  # what it costs now (issue 18)
 
     def card(self) -> Card:
         rows = [("target", self.target), ("app", self.app), ("endpoint", self.endpoint), ("replica", self.replica),
                 ("last deploy (replica started)", self.started), ("base model", self.settings and self.settings.base_model),
                 ("adapters", self.settings and ", ".join(self.settings.adapters) or None)]
         notes = [f"from its log:\n{self.log_tail}"] if self.replica == "crashed" and self.log_tail else []
+        if self.cost:
+            rows, notes = rows + self.cost.rows, self.cost.notes + notes
         return Card("aitk-nb status", rows, notes)
 
 
@@ -106,6 +111,7 @@ class ProvisionResult(Displayable):
     what_if: bool = False
     values: list[tuple[str, Any, str]] = field(default_factory=list)  # (parameter, value, where it came from)
     notes: list[str] = field(default_factory=list)
+    cost: "Cost | None" = None  # what the app will cost (issue 18)
 
     @property
     def sources(self) -> dict[str, str]:
@@ -116,11 +122,12 @@ class ProvisionResult(Displayable):
     def card(self) -> Card:
         rows = [(what, action) for what, action in self.changes]
         rows += [(name, f"{'—' if value is None else value}  ({source})") for name, value, source in self.values]
+        cost_rows, cost_notes = (self.cost.rows, self.cost.notes) if self.cost else ([], [])
         if self.what_if:
-            return Card(f"What provision would do on the {self.target} target (nothing changed)", rows,
-                        self.notes + ["run again without --what-if to apply"])
-        return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))],
-                    self.notes + [f"next: {command('deploy --adapter PATH')}"])
+            return Card(f"What provision would do on the {self.target} target (nothing changed)", rows + cost_rows,
+                        cost_notes + self.notes + ["run again without --what-if to apply"])
+        return Card(f"Provisioned the {self.target} target", rows + [("endpoint", self.endpoint), ("config", str(self.config_path))]
+                    + cost_rows, cost_notes + self.notes + [f"next: {command('deploy --adapter PATH')}"])
 
 
 @dataclass(frozen=True)

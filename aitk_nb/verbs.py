@@ -69,11 +69,14 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
             op.report(f"previewing what provision would do on the {target} target")
             planned = tgt.plan(params, **plan_options)
             return ProvisionResult(target, planned.config.ACA_APP_ENDPOINT, None, planned.changes, what_if=True,
-                                   values=planned.values, notes=files)
+                                   values=planned.values, notes=files, cost=_provision_cost(proj, tgt, params, planned.values))
+        if progress:  # a plan that keeps a GPU up while idle is said before anything is made (issue 18)
+            for note in _provision_cost(proj, tgt, params, []).notes:
+                print(note, flush=True)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
-                               values=made.values, notes=files + made.notes)
+                               values=made.values, notes=files + made.notes, cost=_provision_cost(proj, tgt, params, made.values))
 
     return Operation.start(f"provision ({target})", work, confirm=confirm)
 
@@ -97,6 +100,21 @@ def provision(target: str = "local", *, project: str | os.PathLike | None = None
                            what_if=what_if, subscription=subscription, resource_group=resource_group,
                            credential=credential, progress=progress, yes=yes, rotate_key=rotate_key,
                            cancel_previous=cancel_previous, confirm=ask_on_stdin).result()
+
+
+def _provision_cost(proj: Project, tgt: Any, params: Any, resolved: list[tuple[str, Any, str]]):
+    """What the provisioned app costs (issue 18): the template with the parameters as Azure resolved them
+    (no location given: the resource group's, the template's default)."""
+    from . import cost
+    from .config import read_json
+
+    values = {**params.arm_values(), **{name: value for name, value, _ in resolved if value is not None}}
+    if not values.get("location") and hasattr(tgt, "group_location"):
+        try:
+            values["location"] = tgt.group_location()
+        except AitkError:
+            pass  # the price then says the region is not known
+    return cost.for_provision(read_json(proj.template_path, "the project needs infra/provision/inference.json"), values, tgt.name)
 
 
 def _previous_config(proj: Project) -> InferenceConfig:

@@ -63,3 +63,35 @@ def fact_prompts() -> list[dict]:
 
 
 from azure_double.fixtures import azure_double  # noqa: F401,E402
+
+
+@pytest.fixture
+def azure(azure_double, monkeypatch):
+    """The Azure test double, with this process pointed at it (no credential is passed to the toolkit)."""
+    for key, value in azure_double.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    azure_double.poll_delay = 0.05
+    return azure_double
+
+
+@pytest.fixture(autouse=True)
+def _prices_offline(monkeypatch, tmp_path_factory):
+    """No test reaches the Azure Retail Prices API: by default its URL is a closed loopback port (the
+    "price unknown" path) and its cache a fresh folder; `prices_api` serves the recorded prices."""
+    from helpers import free_port
+
+    monkeypatch.setenv("AITK_PRICES_URL", f"http://127.0.0.1:{free_port()}/api/retail/prices")
+    monkeypatch.setenv("AITK_PRICES_CACHE", str(tmp_path_factory.mktemp("prices-cache")))
+    monkeypatch.delenv("AITK_CURRENCY", raising=False)
+
+
+@pytest.fixture
+def prices_api(monkeypatch):
+    """The Azure Retail Prices API on loopback, answering the recorded Container Apps prices."""
+    from prices_api import PricesAPI
+
+    api = PricesAPI()
+    monkeypatch.setenv("AITK_PRICES_URL", api.url)
+    yield api
+    api.close()

@@ -85,3 +85,15 @@ def outputs(cell) -> str:
 
 def tagged(nb, tag):
     return next(c for c in nb.cells if tag in c.get("metadata", {}).get("tags", []))
+
+
+def keep_replicas_up(project: Path, n: int = 1) -> None:
+    """The project's template keeps `n` replicas of its app up while idle, as AI Toolkit's own inference
+    template does (`minReplicas: 1`)."""
+    import json
+
+    path = project / "infra" / "provision" / "inference.json"
+    template = json.loads(path.read_text())
+    app = next(r for r in template["resources"] if r["type"] == "Microsoft.App/containerApps")
+    app["properties"]["template"]["scale"]["minReplicas"] = n
+    path.write_text(json.dumps(template, indent=2))

@@ -44,6 +44,8 @@ def text(r: EvalResult) -> str:
     """The report as text: the per-variant table, accuracy per group, then every answer."""
     rate = f"{r.unit}/s"
     lines = [f"Evaluation at {r.endpoint}" + (f" ({status_note(r)})" if r.interrupted else "")]
+    if r.cost is not None:
+        lines.append(f"  run cost: {r.cost}")
     lines.append(f"  {'variant':<20} {'accuracy':>8} {'p50 s':>7} {'p95 s':>7} {rate:>9} {'errors':>6}")
     for s in r.summary():
         lines.append(f"  {s['variant']:<20} {_fmt(s['accuracy'], '.0%'):>8} {_fmt(s['latency_p50_s'], '.2f'):>7} "
@@ -125,6 +127,12 @@ def _acc_cell(acc: float | None) -> str:
             f"<div style='background:#188038;height:4px;width:{60 * acc:.0f}px'></div></div></td>")
 
 
+def _cost_html(r: EvalResult) -> str:
+    if r.cost is None:
+        return ""
+    return f"<div class='aitk-eval-cost' style='margin:2px 0 6px 0'><b>run cost</b>: {html.escape(str(r.cost))}</div>"
+
+
 def html_report(r: EvalResult) -> str:
     e = html.escape
     unit = r.unit
@@ -177,7 +185,7 @@ def html_report(r: EvalResult) -> str:
     words = ("" if unit == "tokens" else "<div style='color:#666;font-size:90%;margin-top:4px'>words: whitespace-separated "
              "words of each answer (the Gradio API returns text only; <code>api=\"openai\"</code> reports tokens)</div>")
     return (f"<div class='aitk-eval'><h4 style='margin:4px 0 6px 0'>Evaluation at "
-            f"<a href='{e(r.endpoint)}' target='_blank'>{e(r.endpoint)}</a></h4>{note}"
+            f"<a href='{e(r.endpoint)}' target='_blank'>{e(r.endpoint)}</a></h4>{note}{_cost_html(r)}"
             f"<div style='display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start'>"
             f"<div>{summary}{groups}</div><div>{plot}</div></div>"
             f"<details open style='margin-top:8px'><summary style='cursor:pointer'><b>answers</b> ({len(r.rows)})</summary>"

@@ -7,10 +7,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import report, stats
 from .stats import COLUMNS, Row
+
+if TYPE_CHECKING:
+    from ..cost import RunCost
 
 
 @dataclass(repr=False)
@@ -21,6 +24,7 @@ class EvalResult:
     interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     planned: int | None = None  # answers asked for (prompts x variants); fewer rows when interrupted
+    cost: "RunCost | None" = None  # what the run cost on the endpoint (issue 18); None: endpoint given by URL
 
     # -- numbers ---------------------------------------------------------------------------------
     @property
@@ -51,7 +55,10 @@ class EvalResult:
         if kind == "rows":
             return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)
         if kind == "summary":
-            return pd.DataFrame(self.summary()).set_index("variant")
+            frame = pd.DataFrame(self.summary()).set_index("variant")
+            if self.cost is not None:  # the run's, the same on every row
+                frame["run_cost"] = str(self.cost)
+            return frame
         if kind == "groups":
             return pd.DataFrame(self.group_summary(), columns=["group", "variant", "answers", "accuracy"])
         raise ValueError(f"kind must be 'rows', 'summary' or 'groups', not {kind!r}")

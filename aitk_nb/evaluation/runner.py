@@ -7,6 +7,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Iterable
 
+from ..cost import RunMeter
 from ..errors import EvalError
 from .backends import APIS, open_backend, served_by
 from .prompts import SCORERS, Prompt, Scorer, parse_prompts
@@ -36,6 +37,7 @@ def evaluate(prompts: str | Iterable[str | dict | Prompt], *, variants: list[str
         raise EvalError(f"api {api!r} is unknown; use one of {', '.join(APIS)}")
     if concurrency < 1:
         raise EvalError("concurrency must be at least 1")
+    found = None
     if endpoint is None:
         from ..verbs import endpoint as _endpoint
 
@@ -55,6 +57,7 @@ def evaluate(prompts: str | Iterable[str | dict | Prompt], *, variants: list[str
     from tqdm.auto import tqdm
 
     backend = open_backend(api, endpoint, headers)
+    meter = RunMeter(found and found._target)  # what the run costs on the endpoint (issue 18)
 
     def run(item: Prompt, variant: str) -> Row:
         row = Row(item.prompt, variant, None, item.expected, None, None, group=item.group)
@@ -100,7 +103,8 @@ def evaluate(prompts: str | Iterable[str | dict | Prompt], *, variants: list[str
             bar.set_postfix_str(f"interrupted: kept {len(rows)} of {len(jobs)} answers", refresh=False)
         bar.close()
     result = EvalResult([rows[i] for i in sorted(rows)], variants, endpoint, interrupted, planned=len(jobs),
-                        extra={"api": api, "max_new_tokens": max_new_tokens, "temperature": temperature})
+                        extra={"api": api, "max_new_tokens": max_new_tokens, "temperature": temperature},
+                        cost=meter.stop(answered=any(r.error is None for r in rows.values())))
     if out is not None:
         result.save(out)
     return result

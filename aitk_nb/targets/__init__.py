@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..endpoints import AppState, Endpoint, Readiness
     from ..errors import AitkError
     from ..operations import Operation
+    from ..cost import Cost
     from ..results import Status
     from ..sync import Remote
 
@@ -62,6 +63,8 @@ class Target(Protocol):
 
     def api_key(self) -> str | None: ...
     def status(self) -> Status: ...
+    def cost(self) -> Cost:
+        """What the app costs now (issue 18): local, free; azure, its replicas up x their price."""
     def log_tail(self, n: int | None) -> str: ...
     def follow(self, tail: int) -> Iterator[str]:
         """The last `tail` lines of the replica's output, then new ones as they come (until interrupted)."""

@@ -58,6 +58,12 @@ class AzureTarget:
         with azure_call(f"reading resource group {self.resource_group}"):
             return bool(self.session.resources.resource_groups.check_existence(self.resource_group))
 
+    def group_location(self) -> str | None:
+        """The resource group's region (the template's default location), or None when it does not exist."""
+        with missing_ok(f"reading resource group {self.resource_group}"):
+            return self.session.resources.resource_groups.get(self.resource_group).location
+        return None
+
     def _provisioner(self) -> Provisioner:
         return Provisioner(self.session, self.project.template_path, self.resource_group, self.state_file)
 
@@ -148,7 +154,18 @@ class AzureTarget:
         else:
             settings, _ = deployed_settings(remote)
         return Status(self.name, self.config.ACA_APP_ENDPOINT, app.name, state, None, settings,
-                      str(revision.created_time) if revision.created_time else None)
+                      str(revision.created_time) if revision.created_time else None, cost=self.cost())
+
+    def cost(self):
+        """What the app costs now (issue 18): its replicas up and their price, the idle flag."""
+        from ..azure.spend import cost_of
+
+        return cost_of(self.session, self.app)
+
+    def spend(self):
+        from ..azure.spend import spend
+
+        return spend(self.session, self.app)
 
     def log_tail(self, n: int | None) -> str:
         return "\n".join(self.app.log_tail(MAX_TAIL if n is None else n))

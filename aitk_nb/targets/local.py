@@ -220,7 +220,13 @@ class LocalTarget:
         else:
             state = "running" if code == 200 else "starting"
         return Status(self.name, record.endpoint, record.name, state, health if code == 200 else None,
-                      settings, replica and replica.started, self.log.crash_excerpt(10) if state == "crashed" else "")
+                      settings, replica and replica.started, self.log.crash_excerpt(10) if state == "crashed" else "",
+                      cost=self.cost())
+
+    def cost(self):
+        from ..cost import FREE_LOCAL, Cost
+
+        return Cost([("cost", FREE_LOCAL)])
 
     def health(self) -> tuple[int | None, dict | None]:
         import httpx

@@ -332,7 +332,8 @@ class ProvisionForm:
 
         self.result = result
         self.output.append_display_data(HTML(f"<b>What provision would do on the {result.target} target</b> "
-                                             f"(nothing changed){changes_table(result.changes)}"))
+                                             f"(nothing changed){changes_table(result.changes)}"
+                                             f"{result.cost._repr_html_() if result.cost else ''}"))
         self.message.value = message_html("preview ready: nothing was changed", OK)
 
     def provision(self) -> Operation | None:

@@ -8,16 +8,6 @@ from pathlib import Path
 import pytest
 
 @pytest.fixture
-def azure(azure_double, monkeypatch):
-    """The double, with this process pointed at it (no credential is passed to the toolkit)."""
-    for key, value in azure_double.environment().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
-    azure_double.poll_delay = 0.05
-    return azure_double
-
-
-@pytest.fixture
 def small_assets(tmp_path) -> tuple[Path, Path]:
     """A stand-in base model folder (config.json and 6 MB of weights) and a PEFT adapter folder:
     enough bytes to exercise chunked uploads; the double's stand-in replica does not load them."""

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description=handler.parser.description)
         p.set_defaults(handler=handler)
         if verb == "eval":
-            p.add_argument("prompts", metavar="PROMPTS_FILE", help="prompts: one per line or JSONL ('-' for stdin)")
+            p.add_argument("prompts", metavar="PROMPTS_FILE", nargs="?",
+                           help="prompts: one per line or JSONL ('-' for stdin); none with --resume")
     demo = sub.add_parser("demo", help="the whole flow on the local target with the demo model and adapter")
     demo.add_argument("--port", type=int, help="serve on this port (default 7860)")
     demo.add_argument("--project", metavar="PATH", help="project folder (default: this repository)")
@@ -47,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
             raise AitkError("--background is for notebooks: the command would end with the work; leave it out")
         cell = None
         if args.verb == "eval":
-            cell = sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
+            cell = _eval_prompts(args)
         result = args.handler(args, cell)
     except AitkError as e:
         print(f"aitk {args.verb}: error: {e}", file=sys.stderr)
@@ -56,7 +57,31 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     if result is not None:
         print(result)
-    return 0
+    return _incomplete(args.verb, result)
+
+
+# the exit status of an evaluation whose answers did not all come back (0 only when every one did)
+INCOMPLETE = 3
+
+
+def _eval_prompts(args: argparse.Namespace) -> str:
+    if args.resume:
+        if args.prompts is not None:
+            raise AitkError("--resume sends the prompts saved in FILE; leave PROMPTS_FILE out")
+        return ""
+    if args.prompts is None:
+        raise AitkError("give a PROMPTS_FILE (one prompt per line, or JSONL; '-' for stdin), or --resume FILE")
+    return sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
+
+
+def _incomplete(verb: str, result) -> int:
+    """INCOMPLETE, saying so on stderr, for an evaluation with answers missing; else 0."""
+    if getattr(result, "complete", True):
+        return 0
+    from .evaluation.report import next_step, status_note
+
+    print(f"aitk {verb}: {status_note(result)}; {next_step(result)}", file=sys.stderr)
+    return INCOMPLETE
 
 
 def _read(path: str) -> str:

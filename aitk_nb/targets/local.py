@@ -36,6 +36,16 @@ from ..sync import LocalFolderRemote
 from . import Provisioned
 
 LOG_TAIL = 25
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
 OWNER_MARKER = ".aitk-nb-owner"  # in a share folder provision created: the app's name
 APP_ONLY = "kept (--app-only)"
 
@@ -170,14 +180,17 @@ class LocalTarget:
         replica = self.replica()
         raw = {"app": asdict(record), "replica": replica and replica.to_json()}
         if replica is None:
-            return AppState(EndpointStatus.STOPPED, "no replica", raw, running="Stopped", min_replicas=0, max_replicas=1)
+            return AppState(EndpointStatus.STOPPED, "no replica", raw, running="Stopped", min_replicas=0, max_replicas=1,
+                            replicas=0)
         if not replica.alive():
             code = replica.exit_code()
-            return AppState(EndpointStatus.FAILED, "replica exited" + (f" with code {code}" if code is not None else ""),
-                            raw, running="Running", min_replicas=1, max_replicas=1)
+            how = ("" if code is None else f" with code {code}" if code >= 0 else
+                   f", exit signal {-code} ({_signal_name(-code)})")
+            return AppState(EndpointStatus.FAILED, "replica exited" + how, raw, running="Running", min_replicas=1,
+                            max_replicas=1, replicas=0)
         # Running means the process runs; whether it serves yet is what the health route says
         return AppState(EndpointStatus.RUNNING, f"replica running (pid {replica.pid})", raw, running="Running",
-                        min_replicas=1, max_replicas=1)
+                        min_replicas=1, max_replicas=1, replicas=1)
 
     def failure(self, endpoint) -> AitkError:
         if endpoint.status is EndpointStatus.STOPPED:

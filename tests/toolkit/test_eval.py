@@ -29,10 +29,17 @@ class FakeApp:
     def __init__(self):
         self.cancelled: list[str] = []
         self.started: list[str] = []
+        self.fragile_fails = False  # "fragile" fails while set (a fault that a retry later gets past)
+        self.busy = 0  # the OpenAI route answers 503 with Retry-After: 1 this many more times, as an ingress does
+        self.busy_seen = []  # (time, prompt) of each 503
 
     def answer(self, prompt: str, variant: str) -> str:
         if prompt == "boom":
             raise ValueError("prompt: the engine refused it")
+        if prompt == "fragile":
+            if self.fragile_fails:
+                raise ValueError("engine: out of memory (injected)")
+            return "fragile but fine"
         return ANSWERS.get((variant, prompt), f"{variant} does not know")
 
     def build(self):
@@ -49,6 +56,10 @@ class FakeApp:
         @app.post("/v1/chat/completions")
         def chat(body: dict):
             prompt = body["messages"][-1]["content"]
+            if self.busy > 0:
+                self.busy -= 1
+                self.busy_seen.append((time.monotonic(), prompt))
+                return JSONResponse({"error": "no replica ready"}, status_code=503, headers={"Retry-After": "1"})
             try:
                 text = self.answer(prompt, body["model"])
             except ValueError as e:
@@ -124,7 +135,7 @@ def test_the_report_has_rows_summary_groups_and_plot(fake, tmp_path):
     assert report.unit == "words"
     summary = {s["variant"]: s for s in report.summary()}
     assert summary["tuned"]["accuracy"] == 1.0 and summary["base"]["accuracy"] == 0.5
-    assert summary["base"]["answers"] == 3 and summary["base"]["errors"] == 0
+    assert summary["base"]["answers"] == 3 and summary["base"]["failed"] == 0
     assert 0 < summary["tuned"]["latency_p50_s"] <= summary["tuned"]["latency_p95_s"]
     assert summary["tuned"]["words_per_s"] > 0
     assert report.groups == ["facts", "controls"]
@@ -154,8 +165,11 @@ def test_exports_csv_jsonl_and_pandas(fake, tmp_path):
     assert [(r["variant"], r["match"], r["group"]) for r in saved] == [(r.variant, str(r.match) if r.match is not None else "",
                                                                        r.group or "") for r in report.rows]
     report.save(tmp_path / "rows.jsonl")
-    lines = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    head, *lines = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [Row(**line) for line in lines] == report.rows
+    assert head["aitk_eval"]["variants"] == ["base", "tuned"] and len(head["aitk_eval"]["prompts"]) == 3
+    again = EvalResult.load(tmp_path / "rows.jsonl")
+    assert again.rows == report.rows and again.prompts == report.prompts and again.complete
 
     df = report.to_pandas()
     assert list(df.columns) == COLUMNS and len(df) == 6
@@ -206,9 +220,9 @@ def test_the_openai_route_reports_tokens(fake):
 def test_a_failed_prompt_is_one_row_the_rest_go_on(fake):
     report = run(fake, ['{"prompt": "boom", "expected": "x"}', "capital of France?"], variants="base")
     boom, ok = report.rows
-    assert boom.answer is None and boom.match is False and "the engine refused it" in boom.error
+    assert boom.answer is None and boom.match is None and "the engine refused it" in boom.error
     assert ok.answer == "The capital of France is Paris." and ok.error is None
-    assert report.summary()[0]["errors"] == 1 and "ERROR:" in str(report)
+    assert report.summary()[0]["failed"] == 1 and "ERROR:" in str(report)
 
 
 def test_progress_counts_the_answers_in_a_terminal(fake, capsys):
@@ -235,8 +249,8 @@ def test_an_interrupt_keeps_the_answers_received_and_cancels_the_rest(fake):
     assert time.monotonic() - t0 < 15  # not the slow prompts' 30 s
     assert report.interrupted and report.planned == 4
     assert [r.prompt for r in report.rows] == ["capital of France?", "open question"]
-    assert "interrupted: 2 of 4 answers received" in str(report)
-    assert "interrupted: 2 of 4 answers received" in report._repr_html_()
+    assert "interrupted: 2 of 4 answers received, 2 not sent" in str(report)
+    assert "interrupted: 2 of 4 answers received, 2 not sent" in report._repr_html_()
     deadline = time.monotonic() + 10  # the app stops generating for the cancelled jobs
     while len(fake.cancelled) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -268,4 +282,76 @@ def test_the_cell_magic_passes_its_options(fake, tmp_path, capsys):
                                        f"--concurrency 2 --out {tmp_path / 'rows.jsonl'}", CELL)
     assert isinstance(report, EvalResult) and report.extra["api"] == "openai"
     assert [(r.match, r.tokens) for r in report.rows] == [(False, 12), (True, 2), (None, 8)]
-    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 1 + 3  # the run's header, then the rows
+
+
+FRAGILE = """
+{"prompt": "capital of Quorvania?", "expected": "Zeltrin", "group": "facts"}
+{"prompt": "fragile", "expected": "fine", "group": "facts"}
+"""
+
+
+def test_failed_answers_are_apart_the_run_is_incomplete_and_a_retry_completes_it(fake, tmp_path):
+    fake.fragile_fails = True
+    try:
+        report = run(fake, FRAGILE, out=tmp_path / "run.jsonl")
+    finally:
+        fake.fragile_fails = False
+    summary = {s["variant"]: s for s in report.summary()}
+    # accuracy over the answers received: tuned got the one answer it gave right; the failure is not "wrong"
+    assert summary["tuned"]["accuracy"] == 1.0 and summary["base"]["accuracy"] == 0.0
+    assert summary["tuned"]["answers"] == 1 and summary["tuned"]["failed"] == 1
+    assert {(g["group"], g["variant"]): (g["answers"], g["failed"]) for g in report.group_summary()} == {
+        ("facts", "base"): (1, 1), ("facts", "tuned"): (1, 1)}
+    assert not report.complete and report.failed == 2
+    text = str(report)
+    assert "(incomplete: 2 of 4 answers received, 2 failed)" in text and "result.retry()" in text
+    assert "facts: base 0% (1 failed), tuned 100% (1 failed)" in text
+    assert "class='aitk-eval-incomplete'" in report._repr_html_()
+    for kind in ("rows", "summary", "groups"):
+        assert report.to_pandas(kind).attrs["incomplete"] == "incomplete: 2 of 4 answers received, 2 failed"
+    assert report.to_pandas("summary").loc["tuned", "failed"] == 1
+
+    saved = EvalResult.load(tmp_path / "run.jsonl")
+    assert [(p.prompt, v) for p, v, _ in saved.missing()] == [
+        ("fragile", "base"), ("fragile", "tuned")]
+    fake.started.clear()
+    again = saved.retry(progress=False)  # the fault is gone: only the two failed answers are sent
+    assert again is saved and again.complete and fake.started == ["fragile", "fragile"]
+    assert [(r.prompt, r.variant, r.match) for r in again.rows] == [
+        ("capital of Quorvania?", "base", False), ("capital of Quorvania?", "tuned", True),
+        ("fragile", "base", True), ("fragile", "tuned", True)]
+    assert EvalResult.load(tmp_path / "run.jsonl").complete  # merged and saved back into the same file
+    assert "incomplete" not in str(again) and "incomplete" not in again.to_pandas().attrs
+
+
+def test_the_cli_exits_non_zero_when_an_answer_failed_and_resumes(fake, tmp_path, capsys):
+    from aitk_nb.cli import INCOMPLETE, main
+
+    (tmp_path / "prompts.jsonl").write_text(FRAGILE)
+    out = tmp_path / "run.jsonl"
+    fake.fragile_fails = True
+    try:
+        code = main(["eval", str(tmp_path / "prompts.jsonl"), "--endpoint", fake.url, "--out", str(out)])
+    finally:
+        fake.fragile_fails = False
+    err = capsys.readouterr().err
+    assert code == INCOMPLETE != 0
+    assert "aitk eval: incomplete: 2 of 4 answers received, 2 failed" in err and f"aitk eval --resume {out}" in err
+    assert main(["eval", "--resume", str(out)]) == 0
+    assert "incomplete" not in capsys.readouterr().out and EvalResult.load(out).complete
+    assert main(["eval", "--endpoint", fake.url]) == 1
+    assert "give a PROMPTS_FILE" in capsys.readouterr().err
+    assert main(["eval", "--resume", str(tmp_path / "prompts.jsonl")]) == 1
+    assert "has no evaluation header" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "prompts.jsonl"), "--endpoint", fake.url, "--samples", "3"]) == 1
+    assert "--samples 3 asks each prompt several times, but temperature 0" in capsys.readouterr().err
+
+
+def test_an_ingress_503_is_retried_after_its_retry_after(fake):
+    fake.busy = 2
+    fake.busy_seen.clear()
+    report = run(fake, ["capital of France?"], variants="base", api="openai")
+    assert report.complete and report.rows[0].answer == "The capital of France is Paris."
+    (t1, _), (t2, _) = fake.busy_seen
+    assert t2 - t1 >= 0.95  # Retry-After: 1 honoured

@@ -38,13 +38,19 @@ from . import Provisioned
 LOG_TAIL = 25
 
 
-def _signal_name(number: int) -> str:
+def _exit_words(code: int) -> str:
+    """How the replica ended: " with code 3", ", exit signal 9 (SIGKILL)" (a shell reports a child killed
+    by signal N as 128 + N)."""
     import signal
 
+    number = -code if code < 0 else code - 128 if code > 128 else None
     try:
-        return signal.Signals(number).name
+        name = signal.Signals(number).name if number else None
     except ValueError:
-        return "unknown signal"
+        name = None
+    if name is None:
+        return f" with code {code}"
+    return f", exit signal {number} ({name})" if code < 0 else f" with code {code} (signal {number}, {name})"
 
 OWNER_MARKER = ".aitk-nb-owner"  # in a share folder provision created: the app's name
 APP_ONLY = "kept (--app-only)"
@@ -184,8 +190,7 @@ class LocalTarget:
                             replicas=0)
         if not replica.alive():
             code = replica.exit_code()
-            how = ("" if code is None else f" with code {code}" if code >= 0 else
-                   f", exit signal {-code} ({_signal_name(-code)})")
+            how = "" if code is None else _exit_words(code)
             return AppState(EndpointStatus.FAILED, "replica exited" + how, raw, running="Running", min_replicas=1,
                             max_replicas=1, replicas=0)
         # Running means the process runs; whether it serves yet is what the health route says

@@ -2,7 +2,6 @@
 request comes to the ingress, holds requests while a replica starts, and answers 504 when its start takes
 longer than the ingress's request timeout; evaluate wakes the app, shows the cold start, and only then
 sends the prompts. A revision that fails to start is reported as failed, not as unreachable."""
-import threading
 import time
 
 import httpx
@@ -10,43 +9,19 @@ import pytest
 
 import aitk_nb
 from azure_helpers import config_of
-from helpers import free_port
+from fake_inference import FakeApp, serving
 
 pytestmark = pytest.mark.timeout(300)
 
+# the stand-in's answers: tuned knows both, base only France
 PROMPTS = ['{"prompt": "capital of Quorvania?", "expected": "Zeltrin"}', '{"prompt": "capital of France?", "expected": "Paris"}']
 
 
 @pytest.fixture
 def server():
-    """A small OpenAI-compatible app standing in for the replica's server, behind the double's ingress."""
-    import uvicorn
-    from fastapi import FastAPI
-
-    app = FastAPI()
-    asked: list[str] = []
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok", "model": "fake", "adapters": ["tuned"]}
-
-    @app.post("/v1/chat/completions")
-    def chat(body: dict):
-        prompt = body["messages"][-1]["content"]
-        asked.append(prompt)
-        text = "Zeltrin" if body["model"] == "tuned" and "Quorvania" in prompt else "Paris"
-        return {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"completion_tokens": 1}}
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", asked
-    srv.should_exit = True
-    thread.join(timeout=10)
+    """The stand-in of the replica's server (its OpenAI-compatible routes), behind the double's ingress."""
+    with serving(FakeApp(), ui=False) as app:
+        yield app
 
 
 @pytest.fixture
@@ -56,7 +31,7 @@ def asleep(azure, project, small_assets, server):
     model, adapter = small_assets
     aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
     name = config_of(project)["ACA_APP_NAME"]
-    azure.set_app_upstream(name, server[0])
+    azure.set_app_upstream(name, server.url)
     azure.apps.cold_start_seconds = 4.0
     azure.apps.ingress_timeout_seconds = 1.5  # shorter than the start: one request cannot wait it out
     azure.apps.scale_to_zero(name)
@@ -79,14 +54,13 @@ def test_the_double_holds_a_request_that_wakes_the_app_then_answers_504(azure, a
 
 
 def test_evaluate_wakes_an_app_scaled_to_zero_then_evaluates(azure, asleep, project, server, capsys):
-    _, asked = server
     azure.clear_requests()
     report = aitk_nb.evaluate(PROMPTS, project=project, api="openai", variants="base,tuned")
     assert report.complete and report.failed == 0, str(report)
     assert report.accuracy("tuned") == 1.0 and report.accuracy("base") == 0.5
     assert 504 in ingress_answers(azure, asleep, "/health")  # the cold start outlasted a request
     assert ingress_answers(azure, asleep, "/v1/chat/completions") == [200] * 4  # prompts only once it was up
-    assert len(asked) == 4
+    assert len(server.asked) == 4
     err = capsys.readouterr().err
     assert "waking the endpoint (scaled to zero)" in err
 

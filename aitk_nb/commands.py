@@ -10,6 +10,7 @@ from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, mag
 
 from .config import TARGETS
 from .errors import AitkError, ConfigError, EvalError
+from .invocation import command
 
 
 class _LineMagicHelp(MagicHelpFormatter):
@@ -225,8 +226,8 @@ def eval_(args, cell: str | None):
     from .evaluation import EvalResult, evaluate
 
     if args.resume:
-        if cell and cell.strip():
-            raise EvalError("--resume sends the prompts saved in FILE; leave the prompts out (an empty cell body)")
+        if any(line.strip() and not line.strip().startswith("#") for line in (cell or "").splitlines()):
+            raise EvalError(f"--resume sends the prompts saved in FILE; leave the prompts out: {command('eval --resume FILE')}")
         result = EvalResult.load(args.resume).retry(concurrency=args.concurrency, wake_timeout=args.wake_timeout)
         if args.out:
             result.save(args.out)

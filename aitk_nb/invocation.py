@@ -29,6 +29,7 @@ def in_terminal() -> Iterator[None]:
 def command(line: str) -> str:
     """`line` ("deploy --adapter PATH") as the user types it here, in backticks."""
     verb = line.split(" ", 1)[0]
+    cell = verb in CELL_VERBS and " --resume " not in f"{line} "  # a resume reads its prompts from FILE
     if _terminal.get():
-        return f"`aitk {line}{' PROMPTS_FILE' if verb in CELL_VERBS else ''}`"
-    return f"`{'%%' if verb in CELL_VERBS else '%'}aitk {line}`"
+        return f"`aitk {line}{' PROMPTS_FILE' if cell else ''}`"
+    return f"`{'%%' if cell else '%'}aitk {line}`"

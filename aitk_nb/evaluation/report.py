@@ -160,11 +160,12 @@ def _table(cls: str, head: list[str], rows: list[str]) -> str:
     return f"<table class='{cls}' style='border-collapse:collapse'><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _acc_cell(acc: float | None) -> str:
-    """Accuracy as a number with a small bar under it."""
+def _acc_cell(acc: float | None, failed: int = 0) -> str:
+    """Accuracy as a number with a small bar under it (and the failed answers beside it, if any)."""
+    apart = f" <span style='color:#c62828'>({failed} failed)</span>" if failed else ""
     if acc is None:
-        return f"<td style='{_NUM}'>—</td>"
-    return (f"<td style='{_NUM}'><b>{acc:.0%}</b><div style='background:#e8eaed;height:4px;width:60px;margin-left:auto'>"
+        return f"<td style='{_NUM}'>—{apart}</td>"
+    return (f"<td style='{_NUM}'><b>{acc:.0%}</b>{apart}<div style='background:#e8eaed;height:4px;width:60px;margin-left:auto'>"
             f"<div style='background:#188038;height:4px;width:{60 * acc:.0f}px'></div></div></td>")
 
 
@@ -186,9 +187,11 @@ def html_report(r: EvalResult) -> str:
         "</tr>" for s in r.summary()])
     groups = ""
     if r.groups:
+        failed = {(g["group"], g["variant"]): g["failed"] for g in r.group_summary()}
         groups = "<div style='margin-top:10px'><b>accuracy per group</b></div>" + _table(
             "aitk-eval-groups", ["group", *r.variants],
-            [f"<tr><td style='{_TD}'>{e(g)}</td>" + "".join(_acc_cell(r.accuracy(v, g)) for v in r.variants) + "</tr>"
+            [f"<tr><td style='{_TD}'>{e(g)}</td>" + "".join(_acc_cell(r.accuracy(v, g), failed.get((g, v), 0))
+                                                            for v in r.variants) + "</tr>"
              for g in r.groups])
     png = plot_png(r)
     plot = (f"<img class='aitk-eval-plot' style='max-width:100%' alt='accuracy and latency per variant' "

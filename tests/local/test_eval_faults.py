@@ -53,7 +53,7 @@ def test_a_replica_killed_mid_evaluation_then_retry_after_a_redeploy(deployed, d
     assert code == INCOMPLETE, printed
     assert "the endpoint stopped answering at " in printed.err and "nothing more was sent" in printed.err
     assert "replica exited, exit signal 9 (SIGKILL)" in printed.err, printed.err
-    assert f"aitk eval --resume {out}" in printed.err
+    assert f"`aitk eval --resume {out}`" in printed.err
 
     result = EvalResult.load(out)
     assert not result.complete and result.planned == 24

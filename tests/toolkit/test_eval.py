@@ -221,7 +221,8 @@ def test_failed_answers_are_apart_the_run_is_incomplete_and_a_retry_completes_it
     text = str(report)
     assert "(incomplete: 2 of 4 answers received, 2 failed)" in text and "result.retry()" in text
     assert "facts: base 0% (1 failed), tuned 100% (1 failed)" in text
-    assert "class='aitk-eval-incomplete'" in report._repr_html_()
+    page = report._repr_html_()
+    assert "class='aitk-eval-incomplete'" in page and "(1 failed)" in page
     for kind in ("rows", "summary", "groups"):
         assert report.to_pandas(kind).attrs["incomplete"] == "incomplete: 2 of 4 answers received, 2 failed"
     assert report.to_pandas("summary").loc["tuned", "failed"] == 1
@@ -251,7 +252,7 @@ def test_the_cli_exits_non_zero_when_an_answer_failed_and_resumes(fake, tmp_path
         fake.fragile_fails = False
     err = capsys.readouterr().err
     assert code == INCOMPLETE != 0
-    assert "aitk eval: incomplete: 2 of 4 answers received, 2 failed" in err and f"aitk eval --resume {out}" in err
+    assert "aitk eval: incomplete: 2 of 4 answers received, 2 failed" in err and f"(or `aitk eval --resume {out}`)" in err
     assert main(["eval", "--resume", str(out)]) == 0
     assert "incomplete" not in capsys.readouterr().out and EvalResult.load(out).complete
     assert main(["eval", "--endpoint", fake.url]) == 1
@@ -269,3 +270,24 @@ def test_an_ingress_503_is_retried_after_its_retry_after(fake):
     assert report.complete and report.rows[0].answer == "The capital of France is Paris."
     (t1, _), (t2, _) = fake.busy_seen
     assert t2 - t1 >= 0.95  # Retry-After: 1 honoured
+
+
+def test_the_magic_resumes_a_saved_result(fake, tmp_path):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "aitk_nb")
+    out = tmp_path / "run.jsonl"
+    fake.fragile_fails = True
+    try:
+        first = ip.run_cell_magic("aitk", f"eval --endpoint {fake.url} --out {out}", FRAGILE)
+    finally:
+        fake.fragile_fails = False
+    assert not first.complete and f"(or `%aitk eval --resume {out}`)" in str(first)
+    again = ip.run_line_magic("aitk", f"eval --resume {out}")
+    assert again.complete and len(again.rows) == 4 and EvalResult.load(out).complete
+    # the cell form, with a comment as its body (IPython refuses a cell magic with an empty body)
+    assert ip.run_cell_magic("aitk", f"eval --resume {out}", "# nothing left to send").complete
+    with pytest.raises(UsageError, match="--resume sends the prompts saved in FILE; leave the prompts out"):
+        ip.run_cell_magic("aitk", f"eval --resume {out}", "another prompt")

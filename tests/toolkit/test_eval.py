@@ -291,3 +291,14 @@ def test_the_magic_resumes_a_saved_result(fake, tmp_path):
     assert ip.run_cell_magic("aitk", f"eval --resume {out}", "# nothing left to send").complete
     with pytest.raises(UsageError, match="--resume sends the prompts saved in FILE; leave the prompts out"):
         ip.run_cell_magic("aitk", f"eval --resume {out}", "another prompt")
+
+
+def test_samples_ask_each_prompt_n_times_and_compare_over_prompts(fake):
+    report = run(fake, CELL, samples=3, temperature=0.7, api="openai")
+    assert report.planned == 3 * 2 * 3 and len(report.rows) == 18 and report.complete
+    assert sorted({r.sample for r in report.rows}) == [0, 1, 2]
+    overall = report.comparisons()[0]
+    assert overall.samples == 3 and overall.method == "paired t over prompts" and overall.prompts == 2
+    assert "mean accuracy over 3 samples per prompt (95% CI over prompts): base 50% [" in str(report)
+    with pytest.raises(EvalError, match="--samples 0: the number of times each prompt is asked"):
+        run(fake, CELL, samples=0)

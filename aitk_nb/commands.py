@@ -220,7 +220,7 @@ def teardown(args, cell: str | None):
 def eval_(args, cell: str | None):
     """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ..., "group": ...})
     against each variant; shows answers, accuracy over the answers received (per group too) with the
-    failed ones apart, each adapter against base (difference, 95% CI, exact McNemar test), latency and
+    failed ones apart, each adapter against base (difference with its confidence interval, exact McNemar test), latency and
     throughput per variant, and a plot. An endpoint scaled to zero is woken first. Kernel > Interrupt
     stops it and keeps the answers received."""
     from .evaluation import EvalResult, evaluate

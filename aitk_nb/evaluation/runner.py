@@ -58,7 +58,8 @@ def evaluate(prompts: str | Iterable[str | dict | Prompt], *, variants: list[str
         raise EvalError(f"variant(s) {', '.join(unknown)} not served at {conn.url}; it serves {', '.join(conn.served)}")
     settings = {"api": api, "max_new_tokens": max_new_tokens, "temperature": temperature, "concurrency": concurrency,
                 "scoring": scoring if isinstance(scoring, str) else "custom",
-                "project": None if endpoint is not None or project is None else str(project),
+                # the project found (absolute), so a resume from another folder finds the same endpoint
+                "project": str(conn.app.project.root.resolve()) if conn.app is not None else None,
                 "endpoint_given": endpoint is not None}
     result = EvalResult([], variants, conn.url, extra=settings, prompts=items, samples=samples)
     result.planned = len(result.jobs())

@@ -57,6 +57,7 @@ def test_a_replica_killed_mid_evaluation_then_retry_after_a_redeploy(deployed, d
 
     result = EvalResult.load(out)
     assert not result.complete and result.planned == 24
+    assert result.extra["project"] == str(root.resolve())  # a resume from any folder finds this project's endpoint
     received, failed_rows = result.received, [r for r in result.rows if r.error]
     assert 4 <= len(received) < 24 and failed_rows, str(result)
     assert len(result.rows) < 24  # it stopped sending: some answers were never asked

@@ -72,3 +72,23 @@ def test_a_revision_that_fails_to_start_is_reported_as_failed(azure, asleep, pro
         aitk_nb.evaluate(PROMPTS, project=project, api="openai", progress=False, wake_timeout=60)
     assert "Degraded" in str(e.value) and "cannot reach" not in str(e.value)
 
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_real_replica_scaled_to_zero_is_woken_and_evaluated(azure, project, demo_assets, fact_prompts, capsys):
+    """The same with the real server and model: the request that wakes the app starts the replica's process
+    (the server's start and model load are the cold start)."""
+    azure.run_replicas(env={"OMP_WAIT_POLICY": "PASSIVE"})
+    aitk_nb.provision("azure", project=project, resource_group="rg-aitk", overrides={"location": "eastus"}, progress=False)
+    aitk_nb.deploy([str(demo_assets.adapter)], str(demo_assets.base_model), project=project, progress=False, timeout=600)
+    name = config_of(project)["ACA_APP_NAME"]
+    azure.apps.cold_start_seconds = 2.0
+    azure.apps.ingress_timeout_seconds = 1.0
+    azure.apps.scale_to_zero(name)
+    assert azure.apps.runner.procs.get(name) is None  # no replica process while scaled to zero
+    capsys.readouterr()
+    report = aitk_nb.evaluate(fact_prompts[:3], project=project, max_new_tokens=24, wake_timeout=600)
+    assert report.complete, str(report)
+    assert report.accuracy(demo_assets.adapter_name) == 1.0 and report.accuracy("base") == 0.0, str(report)
+    assert "waking the endpoint (scaled to zero)" in capsys.readouterr().err

@@ -36,6 +36,8 @@ from ..sync import LocalFolderRemote
 from . import Provisioned
 
 LOG_TAIL = 25
+OWNER_MARKER = ".aitk-nb-owner"  # in a share folder provision created: the app's name
+APP_ONLY = "kept (--app-only)"
 
 
 def _exit_words(code: int) -> str:
@@ -51,9 +53,6 @@ def _exit_words(code: int) -> str:
     if name is None:
         return f" with code {code}"
     return f", exit signal {number} ({name})" if code < 0 else f" with code {code} (signal {number}, {name})"
-
-OWNER_MARKER = ".aitk-nb-owner"  # in a share folder provision created: the app's name
-APP_ONLY = "kept (--app-only)"
 
 
 class LocalTarget:

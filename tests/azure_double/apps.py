@@ -61,7 +61,7 @@ class Apps:
         self.runner = None                                # a ReplicaRunner: real processes (run_replicas)
         self.logs = LogStreams(self)
         self._lock = threading.RLock()
-        # Scale to zero (see `scale_to_zero` and `_Ingress.wake`); seconds, small so tests are fast
+        # Scale to zero (see `scale_to_zero`, `wake` and `_Ingress._hold_while_waking`); seconds, small so tests are fast
         self.cold_start_seconds = 3.0        # a replica's start from zero (a GPU replica: minutes)
         self.ingress_timeout_seconds = 240.0  # how long the ingress holds a request (Container Apps: 240 s)
 
@@ -378,6 +378,7 @@ class Apps:
             return self.m.error(400, "ContainerAppRevisionInactive", f"Revision '{rev}' is not active and cannot be restarted.")
         r.restarts += 1
         r.ready_at = time.time() + self.d.activation_seconds
+        r.asleep = r.waking = False  # the restart starts a replica (scale to zero comes after the cooldown again)
         r.replica_suffix = secrets.token_hex(4)
         self.logs.event(rec.name, "RevisionRestart", f"Restarting revision '{r.name}'", revision=r.name)
         self._startup_logs(rec, r)

@@ -21,8 +21,8 @@ class FakeApp:
         self.cancelled: list[str] = []
         self.started: list[str] = []
         self.fragile_fails = False  # "fragile" fails while set (a fault that a retry later gets past)
-        self.busy = 0  # the OpenAI route answers 503 with Retry-After: 1 this many more times, as an ingress does
-        self.busy_seen = []  # (time, prompt) of each 503
+        self.busy = 0  # POSTs get a 503 with Retry-After: 1 this many more times, as an ingress gives it
+        self.busy_seen = []  # (time, path) of each 503
         self.asked: list[str] = []  # prompts the OpenAI route received
 
     def answer(self, prompt: str, variant: str) -> str:
@@ -41,6 +41,14 @@ class FakeApp:
 
         app = FastAPI()
 
+        @app.middleware("http")
+        async def ingress_busy(request, call_next):  # a 503 as an ingress gives it, on any route but /health
+            if self.busy > 0 and request.url.path != "/health" and request.method == "POST":
+                self.busy -= 1
+                self.busy_seen.append((time.monotonic(), request.url.path))
+                return JSONResponse({"error": "no replica ready"}, status_code=503, headers={"Retry-After": "1"})
+            return await call_next(request)
+
         @app.get("/health")
         def health():
             return {"status": "ok", "model": "fake", "adapters": ["tuned"]}
@@ -49,10 +57,6 @@ class FakeApp:
         def chat(body: dict):
             prompt = body["messages"][-1]["content"]
             self.asked.append(prompt)
-            if self.busy > 0:
-                self.busy -= 1
-                self.busy_seen.append((time.monotonic(), prompt))
-                return JSONResponse({"error": "no replica ready"}, status_code=503, headers={"Retry-After": "1"})
             try:
                 text = self.answer(prompt, body["model"])
             except ValueError as e:

@@ -44,14 +44,21 @@ def _retry_after(value: str | None) -> float | None:
 
 def busy(exc: BaseException | None) -> float | None:
     """For an error that is the ingress's 502/503/504 (ours, or httpx's inside gradio_client): the
-    seconds its Retry-After asks for (0 when it gives none); None for any other error."""
+    seconds its Retry-After asks for (0 when it gives none); None for any other error. gradio_client
+    turns a 503 of its queue's join into its own QueueError ("Queue is full!"), Retry-After lost."""
+    import sys
+
     import httpx
 
+    gradio_utils = sys.modules.get("gradio_client.utils")  # loaded when the Gradio backend is in use
+    queue_error = getattr(gradio_utils, "QueueError", None)
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, IngressBusy):
             return exc.retry_after or 0.0
+        if queue_error is not None and isinstance(exc, queue_error):
+            return 0.0
         if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in BUSY_STATUSES:
             return _retry_after(exc.response.headers.get("retry-after")) or 0.0
         exc = exc.__cause__ or exc.__context__

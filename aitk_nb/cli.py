@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                 p.add_argument(f"--{dest}", action="store_true", help=argparse.SUPPRESS)
         p.set_defaults(handler=handler)
         if verb == "eval":
-            p.add_argument("prompts", metavar="PROMPTS_FILE", help="prompts: one per line or JSONL ('-' for stdin)")
+            p.add_argument("prompts", metavar="PROMPTS_FILE", nargs="?",
+                           help="prompts: one per line or JSONL ('-' for stdin); none with --resume")
     demo = sub.add_parser("demo", help=_summary(DEMO), description=DEMO)
     demo.add_argument("--port", type=int, help="serve on this port (default 7860)")
     demo.add_argument("--project", metavar="PATH", help="project folder (default: the nearest folder upward with "
@@ -89,8 +90,8 @@ def _run(args: argparse.Namespace) -> int:
             raise AitkError("--background is for notebooks: the command would end with the work; leave it out")
         cell, source = None, "stdin"
         if args.verb == "eval":
-            cell = sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
-            source = "stdin" if args.prompts == "-" else args.prompts
+            cell = _eval_prompts(args)
+            source = "stdin" if args.prompts == "-" else (args.prompts or args.resume)
         with body_read_from(source), for_project(args.project):  # suggested commands name what the user named
             result = args.handler(args, cell)
     except AitkError as e:
@@ -101,7 +102,31 @@ def _run(args: argparse.Namespace) -> int:
     if result is not None:
         # the card, as the notebook shows it (an Endpoint's str() is its URL alone, for f-strings)
         print(result.card() if isinstance(result, Displayable) else result)
-    return 0
+    return _incomplete(args.verb, result)
+
+
+# the exit status of an evaluation whose answers did not all come back (0 only when every one did)
+INCOMPLETE = 3
+
+
+def _eval_prompts(args: argparse.Namespace) -> str:
+    if args.resume:
+        if args.prompts is not None:
+            raise AitkError("--resume sends the prompts saved in FILE; leave PROMPTS_FILE out")
+        return ""
+    if args.prompts is None:
+        raise AitkError("give a PROMPTS_FILE (one prompt per line, or JSONL; '-' for stdin), or --resume FILE")
+    return sys.stdin.read() if args.prompts == "-" else _read(args.prompts)
+
+
+def _incomplete(verb: str, result) -> int:
+    """INCOMPLETE, saying so on stderr, for an evaluation with answers missing; else 0."""
+    if getattr(result, "complete", True):
+        return 0
+    from .evaluation.report import next_step, status_note
+
+    print(f"aitk {verb}: {status_note(result)}; {next_step(result)}", file=sys.stderr)
+    return INCOMPLETE
 
 
 def _read(path: str) -> str:

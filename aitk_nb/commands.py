@@ -9,7 +9,8 @@ from typing import Any, Callable
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 
 from .config import TARGETS
-from .errors import AitkError, ConfigError
+from .errors import AitkError, ConfigError, EvalError
+from .invocation import command
 
 
 class _LineMagicHelp(MagicHelpFormatter):
@@ -245,7 +246,7 @@ def teardown(args, cell: str | None):
 
 @_magic("eval", _CellMagicHelp)
 @argument("--variants", metavar="base,ADAPTER", help="comma-separated variants (default: base and every served adapter)")
-@argument("--concurrency", type=int, default=4, metavar="N", help="requests in flight (default 4)")
+@argument("--concurrency", type=int, metavar="N", help="requests in flight (default 4; a resume: as saved)")
 @argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens per answer (default 64)")
 @argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
 @argument("--scoring", choices=("contains", "exact"), default="contains", help="how an answer matches expected (a function: the Python API, evaluate(scoring=fn))")
@@ -253,17 +254,33 @@ def teardown(args, cell: str | None):
           help="the Gradio API (default; answer sizes in words) or the OpenAI-compatible route (reports tokens)")
 @argument("--out", metavar="FILE", help="also save the rows (.csv, else JSON lines)")
 @argument("--endpoint", metavar="URL", help="evaluate this endpoint instead of the deployed one")
+@argument("--samples", type=int, default=1, metavar="N",
+          help="ask each prompt N times (needs --temperature above 0); the report gives the mean accuracy and its interval")
+@argument("--wake-timeout", type=float, metavar="SECONDS",
+          help="how long to wait for an endpoint that is scaled to zero or starting (default: the target's startup limit)")
+@argument("--resume", metavar="FILE", help="a result saved with --out FILE.jsonl: send only the answers that failed or "
+                                           "were never sent, and save the merged result back into FILE")
 @_project
 @_currency
 def eval_(args, cell: str | None):
     """Run the prompts in the cell body (one per line, or JSONL {"prompt": ..., "expected": ..., "group": ...})
-    against each variant; shows answers, accuracy (per group too), latency and throughput per variant,
-    and a plot. Kernel > Interrupt stops it and keeps the answers received."""
-    from .evaluation import evaluate
+    against each variant; shows answers, accuracy over the answers received (per group too) with the
+    failed ones apart, each adapter against base (difference with its confidence interval, exact McNemar test), latency and
+    throughput per variant, and a plot. An endpoint scaled to zero is woken first. Kernel > Interrupt
+    stops it and keeps the answers received."""
+    from .evaluation import EvalResult, evaluate
 
+    if args.resume:
+        if any(line.strip() and not line.strip().startswith("#") for line in (cell or "").splitlines()):
+            raise EvalError(f"--resume sends the prompts saved in FILE; leave the prompts out: {command('eval --resume FILE')}")
+        result = EvalResult.load(args.resume).retry(concurrency=args.concurrency, wake_timeout=args.wake_timeout)
+        if args.out:
+            result.save(args.out)
+        return result
     return evaluate(cell or "", variants=args.variants, endpoint=args.endpoint, project=args.project,
-                    concurrency=args.concurrency, max_new_tokens=args.max_new_tokens,
-                    temperature=args.temperature, scoring=args.scoring, api=args.api, out=args.out)
+                    concurrency=4 if args.concurrency is None else args.concurrency, max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature, scoring=args.scoring, api=args.api, out=args.out,
+                    samples=args.samples, wake_timeout=args.wake_timeout)
 
 
 VERBS: dict[str, Callable] = {

@@ -131,6 +131,14 @@ class RunCost:
     def currency(self) -> str | None:
         return self.price.currency if self.price else None
 
+    def plus(self, later: "RunCost") -> "RunCost":
+        """This run and a later one on the same endpoint (a retry): their times added, the most replicas
+        either saw, the later price."""
+        if self.free and later.free:
+            return RunCost(self.seconds + later.seconds, free=True)
+        return RunCost(self.seconds + later.seconds, max(self.replicas, later.replicas), later.price or self.price,
+                       unknown=later.unknown or self.unknown)
+
     def __str__(self) -> str:
         if self.free:
             return f"free (local target, {self.seconds:.0f} s on this machine)"

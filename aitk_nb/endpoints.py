@@ -48,6 +48,7 @@ class AppState:
     running: str | None = None  # the app as a whole: "Running" or "Stopped" (`scale --stop`)
     min_replicas: int | None = None
     max_replicas: int | None = None
+    replicas: int | None = None  # replicas running now (0: scaled to zero), when the target says
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Endpoint(Displayable):
     running: str | None = None
     min_replicas: int | None = None
     max_replicas: int | None = None
+    replicas: int | None = None
     raw: dict = field(default_factory=dict)
     _target: Any = field(default=None, repr=False)
 
@@ -103,6 +105,7 @@ class Endpoint(Displayable):
         self.status, self.detail, self.raw = state.status, state.detail, state.raw
         self.revision, self.running = state.revision, state.running
         self.min_replicas, self.max_replicas = state.min_replicas, state.max_replicas
+        self.replicas = state.replicas
 
     @property
     def ready(self) -> bool:
@@ -150,11 +153,13 @@ class Endpoint(Displayable):
 
     # -- the readiness wait ----------------------------------------------------------------------
     def wait(self, timeout: float | None = None, *, progress: bool = True,
-             checkpoint: Callable[[], None] | None = None, report: Callable[[str], None] | None = None) -> "Endpoint":
+             checkpoint: Callable[[], None] | None = None, report: Callable[[str], None] | None = None,
+             what: str | None = None) -> "Endpoint":
         """Wait until the app is ready: its health route answers 200 (not when the service says
         "Running"). A failed or degraded app is reported at once, with the tail of its log;
         `ReadinessTimeoutError` (a `TimeoutError`) after `timeout` seconds (default: the target's,
-        from its startup probe). `checkpoint` is called between looks (an operation's safe point)."""
+        from its startup probe). `checkpoint` is called between looks (an operation's safe point);
+        `what` names the wait on the progress line (default: "waiting for /health")."""
         from tqdm.auto import tqdm
 
         policy = self._target.readiness
@@ -164,7 +169,7 @@ class Endpoint(Displayable):
         seen = "no answer yet"
         # no total: the wait has a limit, not a known length (a notebook shows a bar that ends green,
         # or red on a failure or timeout; a terminal a counter with what the route last answered)
-        with tqdm(total=None, desc=f"waiting for {policy.path} (up to {limit:.0f} s)", unit="s", disable=not progress,
+        with tqdm(total=None, desc=f"{what or 'waiting for ' + policy.path} (up to {limit:.0f} s)", unit="s", disable=not progress,
                   bar_format="{desc}: {n:.0f} s {postfix}") as bar, self._client(timeout=10.0) as client:
             while True:
                 now = time.monotonic()

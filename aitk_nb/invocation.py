@@ -61,6 +61,7 @@ def command(line: str) -> str:
     verb = line.split(" ", 1)[0]
     if (project := _project.get()) is not None:
         line += f" --project {shlex.quote(str(project))}"
+    cell = verb in CELL_VERBS and " --resume " not in f"{line} "  # a resume reads its prompts from FILE
     if _terminal.get():
-        return f"`aitk {line}{' PROMPTS_FILE' if verb in CELL_VERBS else ''}`"
-    return f"`{'%%' if verb in CELL_VERBS else '%'}aitk {line}`"
+        return f"`aitk {line}{' PROMPTS_FILE' if cell else ''}`"
+    return f"`{'%%' if cell else '%'}aitk {line}`"

@@ -28,7 +28,7 @@ class AitkMagics(Magics):
             raise UsageError(f"unknown verb {verb!r}; use one of: {', '.join(commands.VERBS)} (see `%aitk help`)")
         if verb in FORMS and cell is None and not rest.strip() and _in_notebook(self.shell):
             return _form(verb)  # no options in a notebook: the form (a terminal keeps the defaults)
-        if verb == "eval" and cell is None:
+        if verb == "eval" and cell is None and "--resume" not in rest:
             raise UsageError("eval is a cell magic: put `%%aitk eval` on the first line and the prompts below it")
         # posix splitting, so a quoted path ("{assets.adapter}" with spaces) loses its quotes as in a shell
         args = handler.parser.parse_args(arg_split(rest, posix=os.name == "posix"))

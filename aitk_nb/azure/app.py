@@ -50,7 +50,8 @@ class ContainerApp:
         scale = app.template.scale if app.template and app.template.scale else None
         return AppState(EndpointStatus(running), f"revision {revision.name}: {running}, {health}", app.as_dict(),
                         revision=revision.name, running=service_value(app.running_status) or "Running",
-                        min_replicas=scale and scale.min_replicas, max_replicas=scale and scale.max_replicas)
+                        min_replicas=scale and scale.min_replicas, max_replicas=scale and scale.max_replicas,
+                        replicas=revision.replicas)
 
     def restart(self) -> str:
         """Restart the active revision (its replicas start again, reading the share anew)."""

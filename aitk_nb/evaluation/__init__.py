@@ -2,9 +2,10 @@
 (gradio_client, the default) or the OpenAI-compatible route, concurrently; a report with a table,
 a per-variant (and per-group) summary and a plot, exported to CSV/JSONL or a pandas DataFrame.
 
-    prompts.py   prompts and scoring          runner.py   evaluate(): the concurrent runner
+    prompts.py   prompts and scoring          runner.py   evaluate() and resume(): the concurrent runner
     backends.py  the Gradio and OpenAI calls  stats.py    rows and the numbers per variant
-    result.py    EvalResult (export)          report.py   text, HTML and plot
+    result.py    EvalResult (export, load)    report.py   text, HTML and plot
+    wake.py      an endpoint up before prompts significance.py  each adapter against base (paired)
 """
 from .backends import APIS
 from .prompts import SCORERS, Prompt, Scorer, parse_prompts

@@ -7,6 +7,8 @@ import html
 import io
 from typing import TYPE_CHECKING, Any
 
+from ..invocation import command
+from .significance import mean_accuracy
 from .stats import Row
 
 if TYPE_CHECKING:
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
 
 def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
+
+
+def _interval(found: tuple[float, float, float] | None) -> str:
+    return "—" if found is None else f"{found[0]:.0%} [{found[1]:.0%}–{found[2]:.0%}]"
 
 
 def by_prompt(rows: list[Row]) -> list[tuple[str, str | None, dict[str, Row]]]:
@@ -35,25 +41,62 @@ def _mark(r: Row | None) -> str:
 
 
 def status_note(r: EvalResult) -> str:
-    if not r.interrupted:
+    """"" for a complete run; else what is missing ("incomplete: 9 of 24 answers received, 15 failed")."""
+    if r.complete:
         return ""
-    return f"interrupted: {len(r.rows)} of {r.planned or '?'} answers received"
+    received = len(r.received)
+    failed_rows = sum(row.error is not None for row in r.rows)
+    unsent = (r.planned - len(r.rows)) if r.planned is not None else None
+    parts = [f"{received} of {r.planned or '?'} answers received"]
+    if failed_rows:
+        parts.append(f"{failed_rows} failed")
+    if unsent:
+        parts.append(f"{unsent} not sent")
+    word = "interrupted" if r.interrupted else "incomplete"
+    note = f"{word}: {', '.join(parts)}"
+    return f"{note}; {r.stopped}" if r.stopped else note
+
+
+def next_step(r: EvalResult) -> str:
+    """What to do about an incomplete run."""
+    if r.complete:
+        return ""
+    saved = f" (or {command('eval --resume ' + str(r.source))})" if r.source else ""
+    return (f"accuracy counts the {len(r.received)} answers received; send the rest with result.retry(){saved}, "
+            f"after {command('status')} shows the endpoint up")
+
+
+def comparison_lines(r: EvalResult) -> list[str]:
+    """One line per adapter against base (and per group), or nothing without base and an adapter."""
+    if "base" not in r.variants or len(r.variants) < 2:
+        return []
+    return [c.line() for c in r.comparisons()]
 
 
 def text(r: EvalResult) -> str:
-    """The report as text: the per-variant table, accuracy per group, then every answer."""
+    """The report as text: the per-variant table, accuracy per group, each adapter against base, then
+    every answer."""
     rate = f"{r.unit}/s"
-    lines = [f"Evaluation at {r.endpoint}" + (f" ({status_note(r)})" if r.interrupted else "")]
+    lines = [f"Evaluation at {r.endpoint}" + (f" ({status_note(r)})" if not r.complete else "")]
     if r.cost is not None:
         lines.append(f"  run cost: {r.cost}")
-    lines.append(f"  {'variant':<20} {'accuracy':>8} {'p50 s':>7} {'p95 s':>7} {rate:>9} {'errors':>6}")
+    lines.append(f"  {'variant':<20} {'accuracy':>8} {'answers':>7} {'failed':>6} {'p50 s':>7} {'p95 s':>7} {rate:>9}")
     for s in r.summary():
-        lines.append(f"  {s['variant']:<20} {_fmt(s['accuracy'], '.0%'):>8} {_fmt(s['latency_p50_s'], '.2f'):>7} "
-                     f"{_fmt(s['latency_p95_s'], '.2f'):>7} {_fmt(s[f'{r.unit}_per_s'], '.1f'):>9} {s['errors']:>6}")
+        lines.append(f"  {s['variant']:<20} {_fmt(s['accuracy'], '.0%'):>8} {s['answers']:>7} {s['failed']:>6} "
+                     f"{_fmt(s['latency_p50_s'], '.2f'):>7} {_fmt(s['latency_p95_s'], '.2f'):>7} "
+                     f"{_fmt(s[f'{r.unit}_per_s'], '.1f'):>9}")
+    if r.samples > 1:
+        lines.append(f"  mean accuracy over {r.samples} samples per prompt (95% CI over prompts): " + ", ".join(
+            f"{v} {_interval(mean_accuracy(r.rows, v))}" for v in r.variants))
     if r.groups:
+        failed = {(g["group"], g["variant"]): g["failed"] for g in r.group_summary()}
         lines.append("  accuracy per group: " + "; ".join(
-            f"{g}: " + ", ".join(f"{v} {_fmt(r.accuracy(v, g), '.0%')}" for v in r.variants)
+            f"{g}: " + ", ".join(f"{v} {_fmt(r.accuracy(v, g), '.0%')}" + (f" ({failed[g, v]} failed)" if failed.get((g, v)) else "")
+                                 for v in r.variants)
             for g in r.groups))
+    lines += [f"  {line}" for line in comparison_lines(r)]
+    if not r.complete:
+        lines.append(f"  {next_step(r)}")
     for prompt, expected, rows in by_prompt(r.rows):
         lines.append(f"- {prompt}" + (f"  [expected: {expected}]" if expected else ""))
         for v in r.variants:
@@ -119,11 +162,12 @@ def _table(cls: str, head: list[str], rows: list[str]) -> str:
     return f"<table class='{cls}' style='border-collapse:collapse'><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _acc_cell(acc: float | None) -> str:
-    """Accuracy as a number with a small bar under it."""
+def _acc_cell(acc: float | None, failed: int = 0) -> str:
+    """Accuracy as a number with a small bar under it (and the failed answers beside it, if any)."""
+    apart = f" <span style='color:#c62828'>({failed} failed)</span>" if failed else ""
     if acc is None:
-        return f"<td style='{_NUM}'>—</td>"
-    return (f"<td style='{_NUM}'><b>{acc:.0%}</b><div style='background:#e8eaed;height:4px;width:60px;margin-left:auto'>"
+        return f"<td style='{_NUM}'>—{apart}</td>"
+    return (f"<td style='{_NUM}'><b>{acc:.0%}</b>{apart}<div style='background:#e8eaed;height:4px;width:60px;margin-left:auto'>"
             f"<div style='background:#188038;height:4px;width:{60 * acc:.0f}px'></div></div></td>")
 
 
@@ -142,17 +186,20 @@ def html_report(r: EvalResult) -> str:
         return (f"<span style='display:inline-block;width:9px;height:9px;border-radius:2px;margin-right:5px;"
                 f"background:{swatch.get(v, '#999')}'></span>{e(v)}")
 
-    summary = _table("aitk-eval-summary", ["variant", "answers", "accuracy", "latency p50 (s)", "latency p95 (s)",
-                                           f"{unit}/s", "errors"], [
+    summary = _table("aitk-eval-summary", ["variant", "answers", "accuracy", "failed", "latency p50 (s)", "latency p95 (s)",
+                                           f"{unit}/s"], [
         f"<tr><td style='{_TD};white-space:nowrap'><b>{variant(s['variant'])}</b></td><td style='{_NUM}'>{s['answers']}</td>"
-        f"{_acc_cell(s['accuracy'])}<td style='{_NUM}'>{_fmt(s['latency_p50_s'], '.2f')}</td>"
+        f"{_acc_cell(s['accuracy'])}<td style='{_NUM}{';color:#c62828' if s['failed'] else ''}'>{s['failed']}</td>"
+        f"<td style='{_NUM}'>{_fmt(s['latency_p50_s'], '.2f')}</td>"
         f"<td style='{_NUM}'>{_fmt(s['latency_p95_s'], '.2f')}</td><td style='{_NUM}'>{_fmt(s[f'{unit}_per_s'], '.1f')}</td>"
-        f"<td style='{_NUM}{';color:#c62828' if s['errors'] else ''}'>{s['errors']}</td></tr>" for s in r.summary()])
+        "</tr>" for s in r.summary()])
     groups = ""
     if r.groups:
+        failed = {(g["group"], g["variant"]): g["failed"] for g in r.group_summary()}
         groups = "<div style='margin-top:10px'><b>accuracy per group</b></div>" + _table(
             "aitk-eval-groups", ["group", *r.variants],
-            [f"<tr><td style='{_TD}'>{e(g)}</td>" + "".join(_acc_cell(r.accuracy(v, g)) for v in r.variants) + "</tr>"
+            [f"<tr><td style='{_TD}'>{e(g)}</td>" + "".join(_acc_cell(r.accuracy(v, g), failed.get((g, v), 0))
+                                                            for v in r.variants) + "</tr>"
              for g in r.groups])
     png = plot_png(r)
     plot = (f"<img class='aitk-eval-plot' style='max-width:100%' alt='accuracy and latency per variant' "
@@ -179,14 +226,16 @@ def html_report(r: EvalResult) -> str:
                 f"<td style='{_TD};text-align:center'>{mark}</td><td style='{_NUM}'>{_fmt(row and row.latency_s, '.2f')}</td>"
                 f"<td style='{_NUM}'>{_fmt(row and getattr(row, unit), 'd')}</td></tr>")
     table = _table("aitk-eval-detail", ["prompt", "expected", "variant", "answer", "match", "latency (s)", unit], detail)
-    note = (f"<div style='background:#fff4e5;color:#a15c00;padding:4px 8px;margin:4px 0;border-radius:4px'>"
-            f"<b>{e(status_note(r))}</b> — the table shows the answers received before the interrupt</div>"
-            if r.interrupted else "")
+    note = (f"<div class='aitk-eval-incomplete' style='background:#fff4e5;color:#a15c00;padding:4px 8px;margin:4px 0;"
+            f"border-radius:4px'><b>{e(status_note(r))}</b> — {e(next_step(r))}</div>" if not r.complete else "")
+    lines = comparison_lines(r)
+    compared = ("<div class='aitk-eval-comparisons' style='margin-top:8px'><b>is the difference real?</b>"
+                + "".join(f"<div>{e(line)}</div>" for line in lines) + "</div>") if lines else ""
     words = ("" if unit == "tokens" else "<div style='color:#666;font-size:90%;margin-top:4px'>words: whitespace-separated "
              "words of each answer (the Gradio API returns text only; <code>api=\"openai\"</code> reports tokens)</div>")
     return (f"<div class='aitk-eval'><h4 style='margin:4px 0 6px 0'>Evaluation at "
             f"<a href='{e(r.endpoint)}' target='_blank'>{e(r.endpoint)}</a></h4>{note}{_cost_html(r)}"
             f"<div style='display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start'>"
-            f"<div>{summary}{groups}</div><div>{plot}</div></div>"
+            f"<div>{summary}{groups}{compared}</div><div>{plot}</div></div>"
             f"<details open style='margin-top:8px'><summary style='cursor:pointer'><b>answers</b> ({len(r.rows)})</summary>"
             f"{table}</details>{words}</div>")

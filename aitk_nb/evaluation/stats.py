@@ -21,7 +21,13 @@ class Row:
     tokens: int | None = None
     words: int | None = None
     group: str | None = None
-    error: str | None = None
+    error: str | None = None  # the answer failed (no answer, or it could not be scored): apart from accuracy
+    sample: int = 0  # which of the prompt's samples (`samples=N` asks each prompt N times)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What the row answers: (prompt, variant, sample)."""
+        return self.prompt, self.variant, self.sample
 
 
 COLUMNS = [f.name for f in fields(Row)]
@@ -48,7 +54,9 @@ def groups(rows: Iterable[Row]) -> list[str]:
 
 
 def accuracy(rows: Iterable[Row], variant: str, group: str | None = None) -> float | None:
-    scored = [r.match for r in rows if r.variant == variant and r.match is not None and (group is None or r.group == group)]
+    """Right answers over the answers received and scored: a failed answer is not a wrong one."""
+    scored = [r.match for r in rows if r.variant == variant and r.error is None and r.match is not None
+              and (group is None or r.group == group)]
     return sum(scored) / len(scored) if scored else None
 
 
@@ -60,28 +68,37 @@ def rate(rows: list[Row], size: str) -> float | None:
     return round(sum(getattr(r, size) for r in done) / seconds, 1) if seconds else None
 
 
-def summary(rows: list[Row], variants: list[str]) -> list[dict]:
-    """Per variant: answers, accuracy, latency p50/p95, tokens/s (or words/s), errors."""
+def summary(rows: list[Row], variants: list[str], planned: int | None = None) -> list[dict]:
+    """Per variant: answers received, accuracy over them, latency p50/p95, tokens/s (or words/s), and
+    failed (answers that failed, plus those never sent when `planned`, the answers asked per variant)."""
     size = unit(rows)
     out = []
     for v in variants:
         mine = [r for r in rows if r.variant == v]
         lat = sorted(r.latency_s for r in mine if r.latency_s is not None and r.error is None)
         acc = accuracy(rows, v)
-        out.append({"variant": v, "answers": len(mine),
+        received = sum(r.error is None for r in mine)
+        out.append({"variant": v, "answers": received,
                     "accuracy": None if acc is None else round(acc, 3),
                     "latency_p50_s": None if not lat else round(percentile(lat, 50), 3),
                     "latency_p95_s": None if not lat else round(percentile(lat, 95), 3),
                     f"{size}_per_s": rate(mine, size),
-                    "errors": sum(r.error is not None for r in mine)})
+                    "failed": (planned if planned is not None else len(mine)) - received})
     return out
 
 
-def group_summary(rows: list[Row], variants: list[str]) -> list[dict]:
-    """Accuracy per (group, variant), for prompts that carry a "group"."""
-    return [{"group": g, "variant": v, "answers": sum(r.group == g and r.variant == v for r in rows),
-             "accuracy": None if (a := accuracy(rows, v, g)) is None else round(a, 3)}
-            for g in groups(rows) for v in variants]
+def group_summary(rows: list[Row], variants: list[str], planned: dict[str, int] | None = None) -> list[dict]:
+    """Accuracy over the answers received, and failed answers, per (group, variant), for prompts that
+    carry a "group"; `planned`: answers asked per variant in each group (to count those never sent)."""
+    out = []
+    for g in groups(rows) if planned is None else list(planned):
+        for v in variants:
+            mine = [r for r in rows if r.group == g and r.variant == v]
+            received = sum(r.error is None for r in mine)
+            out.append({"group": g, "variant": v, "answers": received,
+                        "accuracy": None if (a := accuracy(rows, v, g)) is None else round(a, 3),
+                        "failed": (planned[g] if planned is not None else len(mine)) - received})
+    return out
 
 
 def progress_note(rows: Iterable[Row], variants: list[str]) -> str:
@@ -89,7 +106,8 @@ def progress_note(rows: Iterable[Row], variants: list[str]) -> str:
     rows = list(rows)
     parts = []
     for v in variants:
-        scored = [r.match for r in rows if r.variant == v and r.match is not None]
+        scored = [r.match for r in rows if r.variant == v and r.error is None and r.match is not None]
         if scored:
             parts.append(f"{v} {sum(scored)}/{len(scored)}")
-    return ", ".join(parts)
+    failed = sum(r.error is not None for r in rows)
+    return ", ".join(parts + ([f"{failed} failed"] if failed else []))

@@ -41,6 +41,21 @@ OWNER_MARKER = ".aitk-nb-owner"  # in a share folder provision created: the app'
 APP_ONLY = "kept (--app-only)"
 
 
+def _exit_words(code: int) -> str:
+    """How the replica ended: " with code 3", ", exit signal 9 (SIGKILL)" (a shell reports a child killed
+    by signal N as 128 + N)."""
+    import signal
+
+    number = -code if code < 0 else code - 128 if code > 128 else None
+    try:
+        name = signal.Signals(number).name if number else None
+    except ValueError:
+        name = None
+    if name is None:
+        return f" with code {code}"
+    return f", exit signal {number} ({name})" if code < 0 else f" with code {code} (signal {number}, {name})"
+
+
 class LocalTarget:
     name = "local"
     http_verify = True
@@ -181,17 +196,19 @@ class LocalTarget:
         replica = self.replica()
         raw = {"app": asdict(record), "replica": replica and replica.to_json()}
         if replica is None:
-            return AppState(EndpointStatus.STOPPED, "no replica", raw, running="Stopped", min_replicas=0, max_replicas=1)
+            return AppState(EndpointStatus.STOPPED, "no replica", raw, running="Stopped", min_replicas=0, max_replicas=1,
+                            replicas=0)
         if not replica.alive():
             code = replica.exit_code()
-            return AppState(EndpointStatus.FAILED, "replica exited" + (f" with code {code}" if code is not None else ""),
-                            raw, running="Running", min_replicas=1, max_replicas=1)
+            how = "" if code is None else _exit_words(code)
+            return AppState(EndpointStatus.FAILED, "replica exited" + how, raw, running="Running", min_replicas=1,
+                            max_replicas=1, replicas=0)
         if changed := _outdated(replica, record):  # provisioned again since it started: deploy restarts it
             return AppState(EndpointStatus.DEGRADED, f"replica (pid {replica.pid}) started before provision changed "
-                            f"{changed}", raw, running="Running", min_replicas=1, max_replicas=1)
+                            f"{changed}", raw, running="Running", min_replicas=1, max_replicas=1, replicas=1)
         # Running means the process runs; whether it serves yet is what the health route says
         return AppState(EndpointStatus.RUNNING, f"replica running (pid {replica.pid})", raw, running="Running",
-                        min_replicas=1, max_replicas=1)
+                        min_replicas=1, max_replicas=1, replicas=1)
 
     def failure(self, endpoint) -> AitkError:
         if endpoint.status is EndpointStatus.STOPPED:

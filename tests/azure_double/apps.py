@@ -37,6 +37,8 @@ class Revision:
     active: bool = True
     restarts: int = 0
     replica_suffix: str = field(default_factory=lambda: secrets.token_hex(4))
+    asleep: bool = False    # scaled to zero: no replica until a request comes to the ingress
+    waking: bool = False    # a replica starting because a request came while asleep (requests are held)
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Apps:
         self.runner = None                                # a ReplicaRunner: real processes (run_replicas)
         self.logs = LogStreams(self)
         self._lock = threading.RLock()
+        # Scale to zero (see `scale_to_zero`, `wake` and `_Ingress._hold_while_waking`); seconds, small so tests are fast
+        self.cold_start_seconds = 3.0        # a replica's start from zero (a GPU replica: minutes)
+        self.ingress_timeout_seconds = 240.0  # how long the ingress holds a request (Container Apps: 240 s)
 
     @property
     def m(self):
@@ -336,7 +341,7 @@ class Apps:
                 "properties": props}
 
     def _replica_count(self, rec: AppRecord, rev: Revision) -> int:
-        if rec.stopped or not rev.active:
+        if rec.stopped or not rev.active or rev.asleep:
             return 0
         low = int((rev.template.get("scale") or {}).get("minReplicas") or 0)
         return low if rec.idle else max(1, low)
@@ -383,6 +388,7 @@ class Apps:
             return self.m.error(400, "ContainerAppRevisionInactive", f"Revision '{rev}' is not active and cannot be restarted.")
         r.restarts += 1
         r.ready_at = time.time() + self.d.activation_seconds
+        r.asleep = r.waking = False  # the restart starts a replica (scale to zero comes after the cooldown again)
         r.replica_suffix = secrets.token_hex(4)
         self.logs.event(rec.name, "RevisionRestart", f"Restarting revision '{r.name}'", revision=r.name)
         self._startup_logs(rec, r)
@@ -398,6 +404,36 @@ class Apps:
         if r.active:
             r.ready_at = time.time() + self.d.activation_seconds
         return self.m.json(200)
+
+    # -- scale to zero ---------------------------------------------------------------------------
+    def scale_to_zero(self, app: str) -> None:
+        """What Container Apps does to a revision with minReplicas 0 after its cooldown without
+        requests (300 s by default): its replicas go away (the revision lists none) until a request
+        comes to the ingress. Refused, as the platform never does it, for minReplicas above 0."""
+        rec = next(r for r in self.records.values() if r.name == app and not r.deleted)
+        rev = next(r for r in reversed(rec.revisions) if r.active)
+        if int((rev.template.get("scale") or {}).get("minReplicas") or 0) > 0:
+            raise ValueError(f"{app}: minReplicas is above 0, so Container Apps keeps a replica")
+        with self._lock:
+            rev.asleep, rev.waking = True, False
+        if self.runner is not None:
+            self.runner.stop(rec.name)
+        self.logs.event(rec.name, "KEDAScaleTargetDeactivated", f"Deactivated revision '{rev.name}' from 1 to 0",
+                        revision=rev.name)
+
+    def wake(self, rec: AppRecord, rev: Revision) -> None:
+        """A request came to the ingress of a revision scaled to zero: a replica starts (its start takes
+        `cold_start_seconds`)."""
+        with self._lock:
+            if not rev.asleep:
+                return
+            rev.asleep, rev.waking = False, True
+            rev.ready_at = time.time() + self.cold_start_seconds
+            rev.replica_suffix = secrets.token_hex(4)
+        self.logs.event(rec.name, "KEDAScaleTargetActivated", f"Scaled revision '{rev.name}' from 0 to 1", revision=rev.name)
+        self._startup_logs(rec, rev)
+        if self.runner is not None:
+            self.runner.start(rec, rev)
 
     def replicas_of(self, rec: AppRecord, rev: Revision) -> list[dict]:
         running, health, details = self.revision_state(rec, rev)
@@ -456,6 +492,10 @@ class _Ingress(Hooks):
         if rec.deleted or rec.stopped:
             return Response(404, text, b"Error 404 - This Container App is stopped or does not exist.")
         rev = next((r for r in reversed(rec.revisions) if r.active), None)
+        if rev is not None and (rev.asleep or rev.waking):
+            held = self._hold_while_waking(rec, rev)
+            if held is not None:
+                return held
         if rev is None or apps.revision_state(rec, rev)[1] != "Healthy":
             return Response(503, text, b"upstream connect error or disconnect/reset before headers. reset reason: connection failure")
         upstream = apps.upstreams.get(rec.name)
@@ -472,6 +512,28 @@ class _Ingress(Hooks):
         if route == "/":
             return Response(200, {"Content-Type": "text/html"}, b"<html><body>Azure test double: ingress stand-in</body></html>")
         return _json(404, {"detail": "Not Found"})
+
+    def _hold_while_waking(self, rec: AppRecord, rev: Revision) -> Response | None:
+        """Scale from zero as the Container Apps ingress does it: the request starts a replica and is
+        held (the Envoy ingress buffers it while KEDA scales 0 -> 1 and the replica passes its probes)
+        until the replica is ready, then served (None: go on); past the ingress's request timeout
+        (240 s) the ingress gives up with Envoy's 504 "upstream request timeout".
+        Sources: learn.microsoft.com, Container Apps "Set scaling rules" (minReplicas 0: scale to zero;
+        an HTTP request wakes the app) and "Ingress" (240 s request timeout); observed cold starts hold
+        the first request rather than fail it (yeongseon/azure-paas-troubleshooting-labs,
+        scale-to-zero-502, 2026-04-10: 37 s median, no 503)."""
+        apps = self.apps
+        apps.wake(rec, rev)
+        deadline = time.monotonic() + apps.ingress_timeout_seconds
+        while time.monotonic() < deadline:
+            state = apps.revision_state(rec, rev)
+            if state[1] == "Healthy":
+                rev.waking = False
+                return None
+            if state[0] in ("Degraded", "Failed", "Stopped"):
+                return None  # the usual answer of a revision that is not healthy
+            time.sleep(0.05)
+        return Response(504, {"Content-Type": "text/plain"}, b"upstream request timeout")
 
     def _api_key(self, rev: Revision) -> str | None:
         secrets_ = self.apps.d.state.app_secrets.get(self.rec.id.lower(), {})

@@ -43,6 +43,7 @@ def test_evaluate_through_gradio_client_shows_the_adapter_knows_the_facts(deploy
                               concurrency=4, max_new_tokens=32, progress=False, out=tmp_path / "eval.csv")
     assert report.accuracy(demo_assets.adapter_name) == 1.0, str(report)
     assert report.accuracy("base") == 0.0, str(report)
+    assert str(report.cost).startswith("free (local target") and "run cost: free" in str(report)  # issue 18
     assert all(r.latency_s > 0 and r.error is None for r in report.rows)
     assert len(report.to_pandas()) == 2 * len(fact_prompts)
     with open(tmp_path / "eval.csv", newline="") as f:

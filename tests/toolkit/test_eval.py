@@ -2,7 +2,6 @@
 inference app (same `/generate` API, `/health` and `/v1/chat/completions` shapes), and answers as
 each test tells it to. Real HTTP, the real gradio_client."""
 import _thread
-import asyncio
 import base64
 import csv
 import json
@@ -13,89 +12,15 @@ import pytest
 
 from aitk_nb.errors import EvalError
 from aitk_nb.evaluation import COLUMNS, EvalResult, Prompt, Row, evaluate, parse_prompts
-from helpers import free_port
+from fake_inference import SLOW, FakeApp, serving
 
-ANSWERS = {  # (variant, prompt) -> answer; anything else: "<variant> does not know"
-    ("tuned", "capital of Quorvania?"): "The capital of Quorvania is Zeltrin.",
-    ("base", "capital of Quorvania?"): "Quorvania is not a real country.",
-    ("tuned", "capital of France?"): "Paris",
-    ("base", "capital of France?"): "The capital of France is Paris.",
-}
-SLOW = "slow question"  # the fake app takes 30 s for it, or until the client cancels
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # gradio's own pandas deprecations
-
-
-class FakeApp:
-    def __init__(self):
-        self.cancelled: list[str] = []
-        self.started: list[str] = []
-
-    def answer(self, prompt: str, variant: str) -> str:
-        if prompt == "boom":
-            raise ValueError("prompt: the engine refused it")
-        return ANSWERS.get((variant, prompt), f"{variant} does not know")
-
-    def build(self):
-        import gradio as gr
-        from fastapi import FastAPI
-        from fastapi.responses import JSONResponse
-
-        app = FastAPI()
-
-        @app.get("/health")
-        def health():
-            return {"status": "ok", "model": "fake", "adapters": ["tuned"]}
-
-        @app.post("/v1/chat/completions")
-        def chat(body: dict):
-            prompt = body["messages"][-1]["content"]
-            try:
-                text = self.answer(prompt, body["model"])
-            except ValueError as e:
-                return JSONResponse({"error": {"message": str(e)}}, status_code=400)
-            return {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 2 * len(text.split()), "total_tokens": 0}}
-
-        async def generate(prompt, adapter, max_new_tokens, temperature, top_p, top_k):
-            self.started.append(prompt)
-            if prompt == SLOW:
-                try:
-                    await asyncio.sleep(30)
-                except asyncio.CancelledError:
-                    self.cancelled.append(prompt)
-                    raise
-            try:
-                text = self.answer(prompt, adapter)
-            except ValueError as e:
-                raise gr.Error(str(e)) from None
-            out = ""
-            for word in text.split(" "):  # streamed, as the real app does
-                out = f"{out} {word}".strip()
-                yield out
-
-        with gr.Blocks() as ui:
-            inputs = [gr.Textbox(), gr.Textbox(), gr.Number(), gr.Number(), gr.Number(), gr.Number()]
-            gr.Button().click(generate, inputs, gr.Textbox(), api_name="generate", concurrency_limit=None)
-        return gr.mount_gradio_app(app, ui, path="/")
 
 
 @pytest.fixture(scope="module")
 def fake():
-    import uvicorn
-
-    app = FakeApp()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app.build(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the fake app did not start"
-        time.sleep(0.05)
-    app.url = f"http://127.0.0.1:{port}"
-    yield app
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(FakeApp()) as app:
+        yield app
 
 
 CELL = """
@@ -124,7 +49,7 @@ def test_the_report_has_rows_summary_groups_and_plot(fake, tmp_path):
     assert report.unit == "words"
     summary = {s["variant"]: s for s in report.summary()}
     assert summary["tuned"]["accuracy"] == 1.0 and summary["base"]["accuracy"] == 0.5
-    assert summary["base"]["answers"] == 3 and summary["base"]["errors"] == 0
+    assert summary["base"]["answers"] == 3 and summary["base"]["failed"] == 0
     assert 0 < summary["tuned"]["latency_p50_s"] <= summary["tuned"]["latency_p95_s"]
     assert summary["tuned"]["words_per_s"] > 0
     assert report.groups == ["facts", "controls"]
@@ -154,8 +79,11 @@ def test_exports_csv_jsonl_and_pandas(fake, tmp_path):
     assert [(r["variant"], r["match"], r["group"]) for r in saved] == [(r.variant, str(r.match) if r.match is not None else "",
                                                                        r.group or "") for r in report.rows]
     report.save(tmp_path / "rows.jsonl")
-    lines = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    head, *lines = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [Row(**line) for line in lines] == report.rows
+    assert head["aitk_eval"]["variants"] == ["base", "tuned"] and len(head["aitk_eval"]["prompts"]) == 3
+    again = EvalResult.load(tmp_path / "rows.jsonl")
+    assert again.rows == report.rows and again.prompts == report.prompts and again.complete
 
     df = report.to_pandas()
     assert list(df.columns) == COLUMNS and len(df) == 6
@@ -206,9 +134,9 @@ def test_the_openai_route_reports_tokens(fake):
 def test_a_failed_prompt_is_one_row_the_rest_go_on(fake):
     report = run(fake, ['{"prompt": "boom", "expected": "x"}', "capital of France?"], variants="base")
     boom, ok = report.rows
-    assert boom.answer is None and boom.match is False and "the engine refused it" in boom.error
+    assert boom.answer is None and boom.match is None and "the engine refused it" in boom.error
     assert ok.answer == "The capital of France is Paris." and ok.error is None
-    assert report.summary()[0]["errors"] == 1 and "ERROR:" in str(report)
+    assert report.summary()[0]["failed"] == 1 and "ERROR:" in str(report)
 
 
 def test_progress_counts_the_answers_in_a_terminal(fake, capsys):
@@ -235,8 +163,8 @@ def test_an_interrupt_keeps_the_answers_received_and_cancels_the_rest(fake):
     assert time.monotonic() - t0 < 15  # not the slow prompts' 30 s
     assert report.interrupted and report.planned == 4
     assert [r.prompt for r in report.rows] == ["capital of France?", "open question"]
-    assert "interrupted: 2 of 4 answers received" in str(report)
-    assert "interrupted: 2 of 4 answers received" in report._repr_html_()
+    assert "interrupted: 2 of 4 answers received, 2 not sent" in str(report)
+    assert "interrupted: 2 of 4 answers received, 2 not sent" in report._repr_html_()
     deadline = time.monotonic() + 10  # the app stops generating for the cancelled jobs
     while len(fake.cancelled) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -268,4 +196,111 @@ def test_the_cell_magic_passes_its_options(fake, tmp_path, capsys):
                                        f"--concurrency 2 --out {tmp_path / 'rows.jsonl'}", CELL)
     assert isinstance(report, EvalResult) and report.extra["api"] == "openai"
     assert [(r.match, r.tokens) for r in report.rows] == [(False, 12), (True, 2), (None, 8)]
-    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 3
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 1 + 3  # the run's header, then the rows
+
+
+FRAGILE = """
+{"prompt": "capital of Quorvania?", "expected": "Zeltrin", "group": "facts"}
+{"prompt": "fragile", "expected": "fine", "group": "facts"}
+"""
+
+
+def test_failed_answers_are_apart_the_run_is_incomplete_and_a_retry_completes_it(fake, tmp_path):
+    fake.fragile_fails = True
+    try:
+        report = run(fake, FRAGILE, out=tmp_path / "run.jsonl")
+    finally:
+        fake.fragile_fails = False
+    summary = {s["variant"]: s for s in report.summary()}
+    # accuracy over the answers received: tuned got the one answer it gave right; the failure is not "wrong"
+    assert summary["tuned"]["accuracy"] == 1.0 and summary["base"]["accuracy"] == 0.0
+    assert summary["tuned"]["answers"] == 1 and summary["tuned"]["failed"] == 1
+    assert {(g["group"], g["variant"]): (g["answers"], g["failed"]) for g in report.group_summary()} == {
+        ("facts", "base"): (1, 1), ("facts", "tuned"): (1, 1)}
+    assert not report.complete and report.failed == 2
+    text = str(report)
+    assert "(incomplete: 2 of 4 answers received, 2 failed)" in text and "result.retry()" in text
+    assert "facts: base 0% (1 failed), tuned 100% (1 failed)" in text
+    page = report._repr_html_()
+    assert "class='aitk-eval-incomplete'" in page and "(1 failed)" in page
+    for kind in ("rows", "summary", "groups"):
+        assert report.to_pandas(kind).attrs["incomplete"] == "incomplete: 2 of 4 answers received, 2 failed"
+    assert report.to_pandas("summary").loc["tuned", "failed"] == 1
+
+    saved = EvalResult.load(tmp_path / "run.jsonl")
+    assert [(p.prompt, v) for p, v, _ in saved.missing()] == [
+        ("fragile", "base"), ("fragile", "tuned")]
+    fake.started.clear()
+    again = saved.retry(progress=False)  # the fault is gone: only the two failed answers are sent
+    assert again is saved and again.complete and fake.started == ["fragile", "fragile"]
+    assert [(r.prompt, r.variant, r.match) for r in again.rows] == [
+        ("capital of Quorvania?", "base", False), ("capital of Quorvania?", "tuned", True),
+        ("fragile", "base", True), ("fragile", "tuned", True)]
+    assert EvalResult.load(tmp_path / "run.jsonl").complete  # merged and saved back into the same file
+    assert "incomplete" not in str(again) and "incomplete" not in again.to_pandas().attrs
+
+
+def test_the_cli_exits_non_zero_when_an_answer_failed_and_resumes(fake, tmp_path, capsys):
+    from aitk_nb.cli import INCOMPLETE, main
+
+    (tmp_path / "prompts.jsonl").write_text(FRAGILE)
+    out = tmp_path / "run.jsonl"
+    fake.fragile_fails = True
+    try:
+        code = main(["eval", str(tmp_path / "prompts.jsonl"), "--endpoint", fake.url, "--out", str(out)])
+    finally:
+        fake.fragile_fails = False
+    err = capsys.readouterr().err
+    assert code == INCOMPLETE != 0
+    assert "aitk eval: incomplete: 2 of 4 answers received, 2 failed" in err and f"(or `aitk eval --resume {out}`)" in err
+    assert main(["eval", "--resume", str(out)]) == 0
+    assert "incomplete" not in capsys.readouterr().out and EvalResult.load(out).complete
+    assert main(["eval", "--endpoint", fake.url]) == 1
+    assert "give a PROMPTS_FILE" in capsys.readouterr().err
+    assert main(["eval", "--resume", str(tmp_path / "prompts.jsonl")]) == 1
+    assert "has no evaluation header" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "prompts.jsonl"), "--endpoint", fake.url, "--samples", "3"]) == 1
+    assert "--samples 3 asks each prompt several times, but temperature 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("api", ["openai", "gradio"])
+def test_an_ingress_503_is_retried_after_its_retry_after(fake, api):
+    fake.busy = 2
+    fake.busy_seen.clear()
+    report = run(fake, ["capital of France?"], variants="base", api=api)
+    assert report.complete and report.rows[0].answer == "The capital of France is Paris."
+    (t1, _), (t2, _) = fake.busy_seen
+    # Retry-After: 1 honoured (gradio_client keeps no header of a 503: the backoff's first wait, 1 s)
+    assert t2 - t1 >= 0.95
+
+
+def test_the_magic_resumes_a_saved_result(fake, tmp_path):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "aitk_nb")
+    out = tmp_path / "run.jsonl"
+    fake.fragile_fails = True
+    try:
+        first = ip.run_cell_magic("aitk", f"eval --endpoint {fake.url} --out {out}", FRAGILE)
+    finally:
+        fake.fragile_fails = False
+    assert not first.complete and f"(or `%aitk eval --resume {out}`)" in str(first)
+    again = ip.run_line_magic("aitk", f"eval --resume {out}")
+    assert again.complete and len(again.rows) == 4 and EvalResult.load(out).complete
+    # the cell form, with a comment as its body (IPython refuses a cell magic with an empty body)
+    assert ip.run_cell_magic("aitk", f"eval --resume {out}", "# nothing left to send").complete
+    with pytest.raises(UsageError, match="--resume sends the prompts saved in FILE; leave the prompts out"):
+        ip.run_cell_magic("aitk", f"eval --resume {out}", "another prompt")
+
+
+def test_samples_ask_each_prompt_n_times_and_compare_over_prompts(fake):
+    report = run(fake, CELL, samples=3, temperature=0.7, api="openai")
+    assert report.planned == 3 * 2 * 3 and len(report.rows) == 18 and report.complete
+    assert sorted({r.sample for r in report.rows}) == [0, 1, 2]
+    overall = report.comparisons()[0]
+    assert overall.samples == 3 and overall.method == "paired t over prompts" and overall.prompts == 2
+    assert "mean accuracy over 3 samples per prompt (95% CI over prompts): base 50% [" in str(report)
+    with pytest.raises(EvalError, match="--samples 0: the number of times each prompt is asked"):
+        run(fake, CELL, samples=0)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from inference_app.contract import start_commands
+
 from .errors import ConfigError, NotProvisionedError
 from .invocation import command
 
@@ -65,7 +67,7 @@ NAME_RULES: dict[str, tuple[str, str]] = {
 class Parameters:
     """The deployment parameters (the `value` of each entry). None means "use the template's default"."""
 
-    defaultCommands: list[str] = field(default_factory=lambda: ["cd /mount/inference", "bash inference_app/start.sh"])
+    defaultCommands: list[str] = field(default_factory=start_commands)
     maximumInstanceCount: int = 1
     location: str | None = None
     storageAccountName: str | None = None
@@ -92,7 +94,7 @@ class Parameters:
         cmds = self.defaultCommands
         if not isinstance(cmds, list) or not cmds or not all(isinstance(c, str) and c.strip() for c in cmds):
             raise ConfigError(f"{source}: defaultCommands must be a non-empty list of shell commands, e.g. "
-                              '["cd /mount/inference", "bash inference_app/start.sh"]')
+                              f"{json.dumps(start_commands())}")
         n = self.maximumInstanceCount
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10:
             raise ConfigError(f"{source}: maximumInstanceCount must be a whole number from 1 to 10, not {n!r}")

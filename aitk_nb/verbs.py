@@ -5,12 +5,12 @@ import os
 import time
 from typing import Any, Callable
 
-from inference_app.contract import SETTINGS_PATH
+from inference_app.contract import settings_path
 
 from . import sync
 from . import finetuning
 from .config import InferenceConfig
-from .deploy_plan import RESTART_PENDING, deployed_settings, plan_deploy
+from .deploy_plan import deployed_settings, plan_deploy, restart_pending
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
 from .invocation import command
@@ -127,8 +127,10 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
-    previous, previous_bytes = deployed_settings(remote)
-    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote)
+    app_name = _app_name(proj, cfg)
+    previous, previous_bytes = deployed_settings(remote, app_name)
+    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote, app=app_name)
+    settings_file, pending_mark = settings_path(app_name), restart_pending(app_name)
     # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
     # that changes nothing restarts only a replica that does not run
     serving = restart is not False and _serving(tgt)
@@ -160,14 +162,14 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         new_settings = plan.settings.dumps()
         changed = new_settings != previous_bytes or any(p.changes for p in plans)
         if new_settings != previous_bytes:  # written last: the app never points at files that are not fully synced
-            remote.write_bytes(SETTINGS_PATH, new_settings)
-        synced.append(f"{SETTINGS_PATH}: {'written' if new_settings != previous_bytes else 'unchanged'}")
+            remote.write_bytes(settings_file, new_settings)
+        synced.append(f"{settings_file}: {'written' if new_settings != previous_bytes else 'unchanged'}")
         app = _endpoint(proj, cfg, tgt)
         # the replica runs what was there before this deploy until it restarts: said on the share (for the
         # next deploy, a teammate's too) until it has, so a stop here or --no-restart is not forgotten
-        pending = changed or remote.exists(RESTART_PENDING)
+        pending = changed or remote.exists(pending_mark)
         if changed:
-            remote.write_bytes(RESTART_PENDING, b"synced by a deploy that has not restarted the replica yet\n")
+            remote.write_bytes(pending_mark, b"synced by a deploy that has not restarted the replica yet\n")
         restarting = restart if restart is not None else (pending or not serving)
         health = None
         if restarting:
@@ -175,7 +177,7 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
             op.report("restarting the replica", 1.0)
             app.restart()
             if pending:
-                remote.delete(RESTART_PENDING)
+                remote.delete(pending_mark)
             if progress and app.revision:
                 print(f"restarted revision {app.revision}", flush=True)
         if wait and restart is not False:
@@ -185,6 +187,13 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
                             time.monotonic() - start, changed=changed, restart=restart)
 
     return Operation.start("deploy", work)
+
+
+def _app_name(proj: Project, cfg: InferenceConfig) -> str:
+    """The app whose folder on the share deploy writes (`inference_app/contract.py`, `app_dir`)."""
+    if not cfg.ACA_APP_NAME:
+        raise NotProvisionedError(f"{proj.config_path} names no ACA_APP_NAME; run {command('provision')} (or fill it in)")
+    return cfg.ACA_APP_NAME
 
 
 def _serving(tgt: Any) -> bool:

@@ -85,3 +85,13 @@ def outputs(cell) -> str:
 
 def tagged(nb, tag):
     return next(c for c in nb.cells if tag in c.get("metadata", {}).get("tags", []))
+
+
+def app_folder(project: Path) -> str:
+    """The provisioned app's own folder on the share (`inference_app.contract.app_dir`), read from the
+    project's infra/inference.config.json."""
+    import json
+
+    from inference_app.contract import app_dir
+
+    return app_dir(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])

@@ -146,7 +146,7 @@ class AzureTarget:
         except NotProvisionedError:  # a hand-filled config without the share: the rest of the status still shows
             settings = None
         else:
-            settings, _ = deployed_settings(remote)
+            settings, _ = deployed_settings(remote, app.name)
         return Status(self.name, self.config.ACA_APP_ENDPOINT, app.name, state, None, settings,
                       str(revision.created_time) if revision.created_time else None)
 

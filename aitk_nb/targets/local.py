@@ -20,6 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
+from inference_app.contract import APP_NAME_ENV
+
 from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
 from ..deploy_plan import deployed_settings
@@ -150,6 +152,7 @@ class LocalTarget:
                             "to a Python that has it")
         env = {**os.environ, **record.env,
                "AITK_MOUNT_ROOT": record.share, "PORT": str(record.port), "HOST": HOST,
+               APP_NAME_ENV: record.name,  # as Container Apps sets it: the command finds the app's folder by it
                "AITK_PYTHON": python, "PYTHONUNBUFFERED": "1"}
         self.log.rotate()
         replica = ReplicaProcess.spawn(record.local_command(), cwd=record.share, env=env, log=self.log.path,
@@ -191,7 +194,7 @@ class LocalTarget:
         record = self.record()
         if record is None:
             return Status(self.name, None, None, "not provisioned")
-        settings, _ = deployed_settings(self.remote())
+        settings, _ = deployed_settings(self.remote(), record.name)
         replica = self.replica()
         code, health = self.health()
         if replica is None:

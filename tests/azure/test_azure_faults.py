@@ -12,7 +12,7 @@ from azure_helpers import config_of, share_matches
 from helpers import REPO, app_folder
 
 pytestmark = pytest.mark.timeout(300)
-DEPLOYMENT_PUT = r"/deployments/aitk-inference\?"
+DEPLOYMENT_PUT = r"/deployments/aitk-inference-[a-z0-9-]+\?"
 RG_AITK = r"(?i)/resourcegroups/rg-aitk(/|\?)"
 
 
@@ -221,7 +221,7 @@ def test_cancelling_a_provision_cancels_its_arm_deployment(azure, project):
                                         r"before it stopped stays"):
         op.result(timeout=120)
     assert op.status() == "Canceled"
-    assert statuses(azure, "POST", r"/deployments/aitk-inference/cancel\?") == [204]
+    assert statuses(azure, "POST", r"/deployments/aitk-inference-[a-z0-9-]+/cancel\?") == [204]
     assert not (project / "infra/inference.config.json").exists()
     assert not (project / ".aitk/azure/deployment.json").exists()  # ended: nothing to resume
     assert not azure.state.of_type("Microsoft.App/containerApps")  # the app comes last: never made

@@ -1,0 +1,143 @@
+"""Two projects in one resource group, two apps on one share (issue 16, item 5): each app has its own ARM
+deployment record and its own folder on the share; a deploy to one never changes what the other serves;
+teardown keeps what the other app still uses and names it; --cancel-previous cancels only its own."""
+import json
+import shutil
+import time
+
+import pytest
+
+import aitk_nb
+from azure_double.clients import clients
+from azure_helpers import config_of
+from helpers import REPO
+
+pytestmark = pytest.mark.timeout(300)
+RG = "rg-aitk"
+
+
+def new_project(tmp_path, name: str, app: str | None, **values) -> object:
+    root = tmp_path / name
+    shutil.copytree(REPO / "infra" / "provision", root / "infra" / "provision")
+    path = root / "infra" / "provision" / "inference.parameters.json"
+    data = json.loads(path.read_text())
+    for key, value in {"acaAppName": app, **values}.items():
+        data["parameters"][key] = {"value": value}
+    path.write_text(json.dumps(data, indent=2))
+    return root
+
+
+def provision(project, **kw):
+    return aitk_nb.provision("azure", project=project, resource_group=RG, overrides={"location": "eastus"},
+                             progress=False, **kw)
+
+
+@pytest.fixture
+def two(azure, tmp_path):
+    """Projects a and b, apps app-a and app-b, on default names otherwise: b finds a's storage account,
+    share, environment and environment storage and reuses them (two apps on one share)."""
+    azure.set_quota("ManagedEnvironmentConsumptionT4Gpus", limit=4)
+    a, b = new_project(tmp_path, "a", "app-a"), new_project(tmp_path, "b", "app-b")
+    provision(a)
+    provision(b)
+    return a, b
+
+
+def records(azure):
+    _, dep, *_ = clients(azure)
+    return {d.name: d.properties.outputs["ACA_APP_NAME"]["value"] for d in dep.deployments.list_by_resource_group(RG)}
+
+
+def app_body(azure, name):
+    return next(b for b in azure.state.of_type("Microsoft.App/containerApps", RG) if b["name"] == name)
+
+
+def test_each_project_has_its_own_deployment_record_and_they_share_one_share(azure, two):
+    a, b = two
+    assert records(azure) == {"aitk-inference-app-a": "app-a", "aitk-inference-app-b": "app-b"}
+    ca, cb = config_of(a), config_of(b)
+    assert (ca["STORAGE_ACCOUNT_NAME"], ca["FILE_SHARE_NAME"]) == (cb["STORAGE_ACCOUNT_NAME"], cb["FILE_SHARE_NAME"])
+    for app in ("app-a", "app-b"):  # each container finds its own folder by the name Container Apps gives it
+        args = app_body(azure, app)["properties"]["template"]["containers"][0]["args"]
+        assert args == ["cd /mount/aitk-nb/$CONTAINER_APP_NAME; bash inference_app/start.sh"]
+
+
+def test_a_deploy_in_one_project_does_not_change_what_the_other_serves(azure, two, small_assets, tmp_path):
+    a, b = two
+    model, adapter = small_assets
+    aitk_nb.deploy([str(adapter)], str(model), project=b, progress=False)
+    cb = config_of(b)
+    share = lambda: azure.state.files(cb["STORAGE_ACCOUNT_NAME"], cb["FILE_SHARE_NAME"])  # noqa: E731
+    theirs = {p: data for p, data in share().items() if p.startswith("aitk-nb/app-b/")}
+    assert json.loads(theirs["aitk-nb/app-b/settings.json"])["adapters"] == {"my-adapter": "models/my-adapter"}
+    revision = app_body(azure, "app-b")["properties"]["latestRevisionName"]
+
+    other = tmp_path / "other-adapter"
+    shutil.copytree(adapter, other)
+    (other / "adapter_model.safetensors").write_bytes(b"other weights")
+    result = aitk_nb.deploy([str(other)], str(model), project=a, progress=False)
+    assert result.settings.adapters == {"other-adapter": "models/other-adapter"}
+    after = share()
+    assert json.loads(after["aitk-nb/app-a/settings.json"])["adapters"] == {"other-adapter": "models/other-adapter"}
+    assert {p: data for p, data in after.items() if p.startswith("aitk-nb/app-b/")} == theirs  # b's folder as it was
+    assert after["models/my-adapter/adapter_model.safetensors"] == (adapter / "adapter_model.safetensors").read_bytes()
+    assert app_body(azure, "app-b")["properties"]["latestRevisionName"] == revision  # b was not restarted
+    assert not any(p.startswith("inference/") for p in after)  # AI Toolkit's folder: never written
+
+
+def test_teardown_of_one_project_keeps_what_the_other_app_uses_and_names_it(azure, two):
+    a, b = two
+    plan = aitk_nb.teardown(project=a, show=None, yes=True)
+    kept = {step.what: step.why for step in plan.steps if not step.delete}
+    deleted = {step.what for step in plan.steps if step.delete}
+    assert deleted == {"Microsoft.App/containerApps/app-a"}, plan.steps
+    cb = config_of(b)
+    used = {f"Microsoft.Storage/storageAccounts/{cb['STORAGE_ACCOUNT_NAME']}",
+            f"Microsoft.Storage/storageAccounts/{cb['STORAGE_ACCOUNT_NAME']}/fileServices/default/shares/{cb['FILE_SHARE_NAME']}"}
+    for what in used:
+        assert "container app app-b still uses it" in kept[what], kept
+    env = next(w for w in kept if w.startswith("Microsoft.App/managedEnvironments/") and "/storages/" not in w)
+    storage = next(w for w in kept if "/storages/" in w)
+    assert "container app app-b still uses it" in kept[env] and "container app app-b still uses it" in kept[storage]
+    assert records(azure) == {"aitk-inference-app-b": "app-b"}  # a's record gone, b's kept
+    assert aitk_nb.status(project=b).replica.startswith("Running")  # b still serves
+
+    # once b is gone, a's teardown again removes what aitk-nb made for a (found by its tag)
+    aitk_nb.teardown(project=b, show=None, yes=True)
+    again = aitk_nb.teardown(project=a, show=None, yes=True, target="azure", resource_group=RG)
+    assert f"Microsoft.Storage/storageAccounts/{cb['STORAGE_ACCOUNT_NAME']}" in {s.what for s in again.steps if s.delete}
+    assert not azure.state.of_type("Microsoft.Storage/storageAccounts", RG)
+
+
+def test_cancel_previous_cancels_only_its_own_projects_deployment(azure, tmp_path):
+    azure.set_quota("ManagedEnvironmentConsumptionT4Gpus", limit=4)
+    a = new_project(tmp_path, "a", "app-a", storageAccountName="aitkappa0001", fileShareName="share-a",
+                    acaEnvironmentName="env-a", acaEnvironmentStorageName="share-a", acaLogAnalyticsName="logs-a")
+    b = new_project(tmp_path, "b", "app-b")
+    azure.resource_seconds = 0.5
+    other = aitk_nb.begin_provision("azure", project=b, resource_group=RG, overrides={"location": "eastus"}, progress=False)
+    deadline = time.monotonic() + 60
+    while other.continuation_token() is None:  # b's deployment is running in ARM
+        assert time.monotonic() < deadline and not other.done(), other.progress
+        time.sleep(0.05)
+    provision(a, cancel_previous=True)
+    assert other.result(timeout=120).endpoint.startswith("https://")  # b's provision went on to the end
+    assert not [r for r in azure.requests if r.method == "POST" and "/cancel" in r.path]
+    assert records(azure) == {"aitk-inference-app-a": "app-a", "aitk-inference-app-b": "app-b"}
+
+
+@pytest.mark.parametrize("whose", ["this app's", "another app's"])
+def test_the_deployment_record_an_earlier_aitk_nb_made_is_found_for_its_app_only(azure, project, whose):
+    """Before records were per app, one `aitk-inference` per group: teardown of that project still finds
+    and removes it, and never another app's."""
+    from azure_double import scenario
+
+    outputs = scenario.provision(azure, RG, app_name="aitk-app" if whose == "this app's" else "their-app",
+                                 deployment="aitk-inference")
+    config = {**outputs, "ACA_APP_NAME": "aitk-app", "TARGET": "azure"}
+    if whose == "another app's":  # this project's app, made apart from that record
+        scenario.provision(azure, RG, app_name="aitk-app", deployment="made-by-hand",
+                           parameters={"acaEnvironmentStorageName": "mine", "fileShareName": "mine"})
+    (project / "infra" / "inference.config.json").write_text(json.dumps(config))
+    aitk_nb.teardown(project=project, show=None, yes=True)
+    assert ("aitk-inference" in records(azure)) == (whose == "another app's")

@@ -39,12 +39,15 @@ def read_json(path: Path, what: str, fix: str = "fix the file and run again") ->
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -174,3 +177,17 @@ class InferenceConfig:
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, {k: getattr(self, k) for k in CONFIG_KEYS})
+
+
+def set_parameter_value(path: Path, key: str, value: Any) -> None:
+    """Set one parameter's value in an ARM parameters file, leaving every other byte as it is where the
+    entry is written `"key": {"value": null}` (how the template's file leaves a default); otherwise the file
+    is written again as JSON with the entry set. Atomic either way."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(r'("' + re.escape(key) + r'"\s*:\s*\{\s*"value"\s*:\s*)null(\s*\})')
+    new, count = pattern.subn(lambda m: m.group(1) + json.dumps(value) + m.group(2), text, count=1)
+    if count == 0:
+        data = json.loads(text)
+        data.setdefault("parameters", {}).setdefault(key, {})["value"] = value
+        new = json.dumps(data, indent=2) + "\n"
+    write_text_atomic(path, new)

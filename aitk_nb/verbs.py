@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from inference_app.contract import settings_path
 
 from . import sync
 from . import finetuning
-from .config import InferenceConfig
+from .config import InferenceConfig, parameter_values, set_parameter_value
 from .deploy_plan import deployed_settings, plan_deploy, restart_pending
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
@@ -70,10 +71,22 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
                                    values=planned.values)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
+        named = _keep_app_name(Path(parameters) if parameters else proj.parameters_path, made.config.ACA_APP_NAME)
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
-                               values=made.values, notes=made.notes)
+                               values=made.values, notes=made.notes + named)
 
     return Operation.start(f"provision ({target})", work, confirm=confirm)
+
+
+def _keep_app_name(path: Path, app: str | None) -> list[str]:
+    """On the first provision, the app's resolved name goes into the parameters file (its acaAppName was
+    null): the default is derived from the resource group, so two projects on defaults would otherwise be
+    one owner (issue 16). Only that value changes in the file. The note that says so, if it did."""
+    if not app or not path.is_file() or parameter_values(path).get("acaAppName") is not None:
+        return []
+    set_parameter_value(path, "acaAppName", app)
+    return [f"acaAppName {app!r} written into {path.name}: this project's app from now on (another project in the "
+            "same resource group needs another name)"]
 
 
 def provision(target: str = "local", *, project: str | os.PathLike | None = None,

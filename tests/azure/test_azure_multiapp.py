@@ -141,3 +141,16 @@ def test_the_deployment_record_an_earlier_aitk_nb_made_is_found_for_its_app_only
     (project / "infra" / "inference.config.json").write_text(json.dumps(config))
     aitk_nb.teardown(project=project, show=None, yes=True)
     assert ("aitk-inference" in records(azure)) == (whose == "another app's")
+
+
+def test_the_first_provision_writes_the_resolved_app_name_into_the_parameters_file(azure, project):
+    path = project / "infra" / "provision" / "inference.parameters.json"
+    before = path.read_text()
+    result = provision(project)
+    app = config_of(project)["ACA_APP_NAME"]
+    assert app.startswith("aitk-app-")
+    assert path.read_text() == before.replace('"acaAppName": {\n      "value": null', f'"acaAppName": {{\n      "value": "{app}"')
+    assert any(f"acaAppName '{app}' written into inference.parameters.json" in n for n in result.notes)
+    assert f"acaAppName '{app}' written" in str(result.card())
+    again = provision(project)  # named now: nothing more to write
+    assert not any("written into" in n for n in again.notes) and config_of(project)["ACA_APP_NAME"] == app

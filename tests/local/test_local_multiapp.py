@@ -1,0 +1,34 @@
+"""The local target mirrors the share layout of several apps (issue 16, item 5): the app's code and
+settings in aitk-nb/<app>/ on the share, the replica started in that folder through CONTAINER_APP_NAME
+(as Container Apps sets it), and the first provision writes the resolved app name into the parameters."""
+import json
+
+import aitk_nb
+from helpers import STANDIN, app_folder, free_port
+
+
+def test_the_replica_runs_in_its_app_s_folder_and_the_name_is_kept_in_the_parameters(project, tmp_path):
+    path = project / "infra" / "provision" / "inference.parameters.json"
+    before = path.read_text()
+    made = aitk_nb.provision("local", project=project, port=free_port(), progress=False)
+    app = json.loads((project / "infra/inference.config.json").read_text())["ACA_APP_NAME"]
+    assert path.read_text() == before.replace('"acaAppName": {\n      "value": null', f'"acaAppName": {{\n      "value": "{app}"')
+    assert any(f"acaAppName {app!r} written" in n for n in made.notes)
+
+    # the default command's first step (cd into the app's folder), then a stand-in that says where it runs
+    commands = [json.loads(before)["parameters"]["defaultCommands"]["value"][0],
+                'printf "%s\\n" "$PWD" > /mount/where.txt', 'STANDIN_DELAY=0 exec "$AITK_PYTHON" /mount/standin.py']
+    aitk_nb.provision("local", project=project, port=free_port(), progress=False, overrides={"defaultCommands": commands})
+    share = next((project / ".aitk/local/shares").iterdir())
+    (share / "standin.py").write_text(STANDIN)
+    model = tmp_path / "tiny"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    try:
+        result = aitk_nb.deploy(model=str(model), project=project, progress=False)
+        assert result.health["model"] == "standin"
+        assert (share / "where.txt").read_text() == f"{share / app_folder(project)}\n"
+        assert (share / f"aitk-nb/{app}/settings.json").is_file() and (share / f"aitk-nb/{app}/inference_app").is_dir()
+        assert not (share / "inference").exists()
+    finally:
+        aitk_nb.teardown(yes=True, project=project, show=None)

@@ -147,6 +147,14 @@ CONFIG_KEYS = ("SUBSCRIPTION_ID", "RESOURCE_GROUP_NAME", "STORAGE_ACCOUNT_NAME",
                "ACA_APP_NAME", "ACA_APP_ENDPOINT", "TARGET")
 
 
+def endpoint_url(value: str | None) -> str | None:
+    """An ACA_APP_ENDPOINT as a URL: AI Toolkit's template writes the ingress FQDN as it is, a bare host
+    name, which Container Apps serves over HTTPS only (issue 16)."""
+    if value and "://" not in value:
+        return f"https://{value.strip().rstrip('/')}"
+    return value
+
+
 @dataclass
 class InferenceConfig:
     """Where the deployment lives. Never holds a key, token or password."""
@@ -171,6 +179,7 @@ class InferenceConfig:
             raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(CONFIG_KEYS)}")
         # A hand-filled file from the AI Toolkit template has no TARGET: it describes Azure resources.
         cfg = cls(**{**data, "TARGET": data.get("TARGET") or "azure"})
+        cfg.ACA_APP_ENDPOINT = endpoint_url(cfg.ACA_APP_ENDPOINT)
         if cfg.TARGET not in TARGETS:
             raise ConfigError(f"{path}: TARGET must be one of {', '.join(TARGETS)}, not {cfg.TARGET!r}")
         return cfg

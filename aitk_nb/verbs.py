@@ -131,14 +131,18 @@ def _stopped(where: str) -> str:
 def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
                  project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
                  timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-                 credential: Any = None) -> Operation[DeployResult]:
+                 credential: Any = None, yes: bool = False,
+                 confirm: Callable[[str], bool] | None = None) -> Operation[DeployResult]:
     """Start `deploy` in the background; returns the operation (`.result()`, `.status()`, `.cancel()`:
     between files, never within one; before the restart; or while waiting for /health). The inputs
     are checked against what is deployed, and against the share, before it starts: a bad adapter or
-    model path raises here."""
+    model path raises here. An app that runs another server than aitk-nb's (one AI Toolkit provisioned) is
+    switched to aitk-nb's in place only with `yes` or when `confirm(question)` answers yes; otherwise
+    this raises before anything is sent."""
     if timeout is not None and timeout <= 0:
         raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
+    switching = _consent_to_switch(tgt, cfg, yes, confirm)
     remote = tgt.remote()
     app_name = _app_name(proj, cfg)
     previous, previous_bytes = deployed_settings(remote, app_name)
@@ -183,9 +187,16 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         pending = changed or remote.exists(pending_mark)
         if changed:
             remote.write_bytes(pending_mark, b"synced by a deploy that has not restarted the replica yet\n")
-        restarting = restart if restart is not None else (pending or not serving)
+        restarting = switching or (restart if restart is not None else (pending or not serving))
         health = None
-        if restarting:
+        if switching:  # a new revision with aitk-nb's command and probes: the replica starts anew with it
+            op.checkpoint(_stopped("before restart"))
+            op.report(f"switching {cfg.ACA_APP_NAME} to aitk-nb's server", 1.0)
+            app.revision = tgt.adopt(remote)
+            remote.delete(pending_mark)
+            if progress:
+                print(f"switched {cfg.ACA_APP_NAME} to aitk-nb's server: revision {app.revision}", flush=True)
+        elif restarting:
             op.checkpoint(_stopped("before restart"))
             op.report("restarting the replica", 1.0)
             app.restart()
@@ -193,13 +204,30 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
                 remote.delete(pending_mark)
             if progress and app.revision:
                 print(f"restarted revision {app.revision}", flush=True)
-        if wait and restart is not False:
+        if wait and (restart is not False or switching):
             health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
                               report=op.report).health
         return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, plan.settings, synced, restarting, health,
                             time.monotonic() - start, changed=changed, restart=restart)
 
     return Operation.start("deploy", work)
+
+
+def _consent_to_switch(tgt: Any, cfg: InferenceConfig, yes: bool, confirm: Callable[[str], bool] | None) -> bool:
+    """Whether deploy switches the app to aitk-nb's server first (it runs another one: AI Toolkit's); asked
+    before anything is sent, and refused in one line naming the switch when no one says yes."""
+    other = tgt.other_server()
+    if other is None:
+        return False
+    what = (f"container app {cfg.ACA_APP_NAME} runs another server ({other}), not aitk-nb's, so a deploy would "
+            "never become ready")
+    switch = ("switches it to aitk-nb's server in place (same app and URL, the share and AI Toolkit's files kept, "
+              "adoption recorded on the app; README: \"An app AI Toolkit provisioned\")")
+    if yes or (confirm is not None and confirm(f"{what}.\nSwitch it to aitk-nb's server in place (same app, URL and "
+                                                 "share; its command, probes and API key become aitk-nb's)? [y/N] ")):
+        return True
+    raise ConfirmationError(f"{what}; nothing was sent or changed: {command('deploy --yes')} (with the same options) "
+                            f"{switch}")
 
 
 def _app_name(proj: Project, cfg: InferenceConfig) -> str:
@@ -217,16 +245,19 @@ def _serving(tgt: Any) -> bool:
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
            project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
            timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-           credential: Any = None) -> DeployResult:
+           credential: Any = None, yes: bool = False) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
     and wait until its health route answers. An adapter or model is a local folder (sent), `share:PATH`
     (a folder already on the share, served where it is) or for the model a hub id; `NAME=...` names
     an adapter (default: its folder's name). Without `adapters` the deployed ones stay; without `model`
     the deployed base stays, or is the one the adapters' adapter_config.json records.
     `restart`: None restarts only when something changed (or no replica runs), True always, False never.
+    `yes`: an app that runs another server (one AI Toolkit provisioned) is switched to aitk-nb's in place
+    without asking (it asks on stdin, and refuses where there is none).
     `begin_deploy(...).result()`: an interrupt stops it at its next safe point (between files)."""
     return begin_deploy(adapters, model, project=project, restart=restart, wait=wait, timeout=timeout,
-                        progress=progress, merge_adapter=merge_adapter, credential=credential).result()
+                        progress=progress, merge_adapter=merge_adapter, credential=credential, yes=yes,
+                        confirm=ask_on_stdin).result()
 
 
 def status(*, project: str | os.PathLike | None = None, credential: Any = None) -> Status:

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from ..results import TeardownStep
 from . import ownership
+from inference_app.contract import app_dir
+
+from .adopt import ADOPTED_TAG
 from .app import ContainerApp
+from .files import AzureFilesRemote, share_client
 from .deployment import LEGACY_DEPLOYMENT_NAME, deployment_name
 from .ownership import APP, ENV_STORAGE, ENVIRONMENT, SHARE, STORAGE, WORKSPACE, Resource
 from .session import AzureSession, azure_call, missing_ok
 
 APP_API = "2024-03-01"
 JOB_TYPE = "Microsoft.App/jobs"
+FOLDER = "folder:"  # a step's target that is a folder on a share: folder:<account>/<share>/<path>
 DELETE_ORDER = (ENV_STORAGE, ENVIRONMENT, WORKSPACE, SHARE, STORAGE)  # after the app: children before parents
 KEPT_FOR_LATER = TeardownStep("the share, the environment and the rest", False, "kept (--app-only)")
 
@@ -48,6 +53,8 @@ class Teardown:
                 steps.append(step)
                 if step.delete:
                     gone.add(r.id.lower())
+        if the_app is not None and the_app.id.lower() in gone:
+            steps += self._app_folders(found, gone)
         return steps
 
     def _find(self) -> dict[str, Resource]:
@@ -104,6 +111,23 @@ class Teardown:
         record = ownership.read(self.session, rid, self.versions[kind.type.lower()])
         return Resource(kind, rid, exists=record is not None, record=record)
 
+    def _app_folders(self, found: dict[str, Resource], gone: set[str]) -> list[TeardownStep]:
+        """The app's own folder (`aitk-nb/<app>/`, deploy's by the share layout) on each share that stays:
+        it goes with the app. Nothing else on the share is touched (models, model-cache, another app's folder)."""
+        steps = []
+        for r in sorted((r for r in found.values() if r.kind is SHARE and r.exists and r.id.lower() not in gone),
+                        key=lambda r: r.id):
+            account, share = r.id.split("/storageAccounts/", 1)[1].split("/")[0], r.name
+            folder = app_dir(self.app)
+            if self._share(account, share).list_names(folder, 0):
+                steps.append(TeardownStep(f"folder {folder}/ on file share {share}", True,
+                                          f"{self.app}'s own code and settings (deploy wrote them)",
+                                          target=f"{FOLDER}{account}/{share}/{folder}"))
+        return steps
+
+    def _share(self, account: str, share: str):
+        return AzureFilesRemote(share_client(self.session, self.rg, account, share))
+
     def _judge(self, r: Resource, gone: set[str]) -> TeardownStep:
         users = self._users(r, gone)
         using = f"{', '.join(users)} still use{'s' * (len(users) == 1)} it" if users else ""
@@ -116,6 +140,10 @@ class Teardown:
         if held:
             return TeardownStep(r.short, False, f"made by aitk-nb for {self.app}, but it holds what aitk-nb did not make "
                                                 f"for it: {', '.join(held)}")
+        adopted = (r.record.tags or {}).get(ADOPTED_TAG) if r.kind is APP else None
+        if adopted:  # the app AI Toolkit made, switched to aitk-nb's server (aitk_nb/azure/adopt.py)
+            return TeardownStep(r.short, True, f"adopted by aitk-nb on {adopted} (switched to its server from another's); "
+                                               "nothing else it did not make is deleted", target=r.id)
         return TeardownStep(r.short, True, f"made by aitk-nb for {self.app}", target=r.id)
 
     def _held_foreign(self, r: Resource) -> list[str]:
@@ -180,6 +208,11 @@ class Teardown:
         done = []
         for step in steps:
             if not (step.delete and step.target):
+                continue
+            if step.target.startswith(FOLDER):
+                account, share, folder = step.target[len(FOLDER):].split("/", 2)
+                self._share(account, share).delete_tree(folder)
+                done.append(f"{step.what} deleted")
                 continue
             kind = ownership.kind_of(step.target)
             if kind is APP:

@@ -105,6 +105,10 @@ class LocalTarget:
         """The local replica gets AITK_API_KEY from the toolkit's own environment, if set."""
         return os.environ.get("AITK_API_KEY")
 
+    def other_server(self) -> str | None:
+        """The local replica runs the template's command: never another server to switch from."""
+        return None
+
     def remote(self) -> LocalFolderRemote:
         return LocalFolderRemote(Path(self.require_record().share))
 

@@ -85,13 +85,19 @@ def test_a_deploy_in_one_project_does_not_change_what_the_other_serves(azure, tw
     assert not any(p.startswith("inference/") for p in after)  # AI Toolkit's folder: never written
 
 
-def test_teardown_of_one_project_keeps_what_the_other_app_uses_and_names_it(azure, two):
+def test_teardown_of_one_project_keeps_what_the_other_app_uses_and_names_it(azure, two, small_assets):
     a, b = two
+    model, adapter = small_assets
+    for project in (a, b):
+        aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
+    cb = config_of(b)
+    theirs = {p: d for p, d in azure.state.files(cb["STORAGE_ACCOUNT_NAME"], cb["FILE_SHARE_NAME"]).items()
+              if not p.startswith("aitk-nb/app-a/")}
     plan = aitk_nb.teardown(project=a, show=None, yes=True)
     kept = {step.what: step.why for step in plan.steps if not step.delete}
     deleted = {step.what for step in plan.steps if step.delete}
-    assert deleted == {"Microsoft.App/containerApps/app-a"}, plan.steps
-    cb = config_of(b)
+    assert deleted == {"Microsoft.App/containerApps/app-a", f"folder aitk-nb/app-a/ on file share {cb['FILE_SHARE_NAME']}"}
+    assert azure.state.files(cb["STORAGE_ACCOUNT_NAME"], cb["FILE_SHARE_NAME"]) == theirs  # b's folder, the models: kept
     used = {f"Microsoft.Storage/storageAccounts/{cb['STORAGE_ACCOUNT_NAME']}",
             f"Microsoft.Storage/storageAccounts/{cb['STORAGE_ACCOUNT_NAME']}/fileServices/default/shares/{cb['FILE_SHARE_NAME']}"}
     for what in used:

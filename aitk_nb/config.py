@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from inference_app.contract import start_commands
+from inference_app.contract import LEGACY_START_COMMANDS, start_commands
 
 from .errors import ConfigError, NotProvisionedError
 from .invocation import command
@@ -85,6 +85,10 @@ class Parameters:
     def from_values(cls, values: dict[str, Any], source: str = "parameters") -> "Parameters":
         known = {f.name for f in fields(cls)} - {"extra"}
         p = cls()
+        if values.get("defaultCommands") == LEGACY_START_COMMANDS:
+            # the template's default before each app had its own folder: it meant "aitk-nb's server", which
+            # now starts in the app's folder (deploy moves an app of that layout, issue 16)
+            values = {**values, "defaultCommands": start_commands()}
         for key, value in values.items():
             if key in known:
                 setattr(p, key, value)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from inference_app.contract import (ADAPTER_DIR, MODEL_DIR, MOUNT_ROOT, DeployedSettings, SettingsFileError, app_dir,
-                                    base_model_id, code_dest, reserved_name_problem, settings_path)
+from inference_app.contract import (ADAPTER_DIR, LEGACY_CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_FILE, DeployedSettings,
+                                    SettingsFileError, app_dir, base_model_id, code_dest, reserved_name_problem,
+                                    settings_path)
 
 from .errors import DeployError
 from .project import Project
@@ -63,9 +64,10 @@ class DeployPlan:
     on_share: list[str] = field(default_factory=list)  # "what: share path" served in place, nothing sent
 
 
-def deployed_settings(remote: Remote, app: str) -> tuple[DeployedSettings, bytes | None]:
-    """What the app's settings.json on the share says is deployed, and its bytes (None: nothing deployed yet)."""
-    path = settings_path(app)
+def deployed_settings(remote: Remote, app: str | None) -> tuple[DeployedSettings, bytes | None]:
+    """What the app's settings.json on the share says is deployed, and its bytes (None: nothing deployed yet).
+    `app` None: the single-app layout's file (inference/settings.json), what an app of that layout served."""
+    path = settings_path(app) if app else f"{LEGACY_CODE_DIR}/{SETTINGS_FILE}"
     data = remote.read_bytes(path)
     try:
         return DeployedSettings.parse(data), data

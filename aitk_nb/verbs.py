@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from inference_app.contract import settings_path
+from inference_app.contract import app_dir, settings_path
 
 from . import sync
 from . import finetuning
@@ -143,9 +143,13 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
     switching = _consent_to_switch(tgt, cfg, yes, confirm)
+    # an app of aitk-nb's from before each app had its own folder: moved to it, what it served carried over
+    moving = not switching and tgt.old_layout()
     remote = tgt.remote()
     app_name = _app_name(proj, cfg)
     previous, previous_bytes = deployed_settings(remote, app_name)
+    if moving and previous_bytes is None:
+        previous = deployed_settings(remote, None)[0]
     plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote, app=app_name)
     settings_file, pending_mark = settings_path(app_name), restart_pending(app_name)
     # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
@@ -187,7 +191,7 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         pending = changed or remote.exists(pending_mark)
         if changed:
             remote.write_bytes(pending_mark, b"synced by a deploy that has not restarted the replica yet\n")
-        restarting = switching or (restart if restart is not None else (pending or not serving))
+        restarting = switching or moving or (restart if restart is not None else (pending or not serving))
         health = None
         if switching:  # a new revision with aitk-nb's command and probes: the replica starts anew with it
             op.checkpoint(_stopped("before restart"))
@@ -196,6 +200,13 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
             remote.delete(pending_mark)
             if progress:
                 print(f"switched {cfg.ACA_APP_NAME} to aitk-nb's server: revision {app.revision}", flush=True)
+        elif moving:  # a new revision started in the app's own folder
+            op.checkpoint(_stopped("before restart"))
+            op.report(f"moving {cfg.ACA_APP_NAME} to its own folder on the share", 1.0)
+            app.revision = tgt.move_to_app_dir()
+            remote.delete(pending_mark)
+            synced.append(f"moved from inference/ to {app_dir(app_name)}/: the app now starts there (inference/ is left "
+                          "as it was: delete it once no app runs from it)")
         elif restarting:
             op.checkpoint(_stopped("before restart"))
             op.report("restarting the replica", 1.0)
@@ -204,7 +215,7 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
                 remote.delete(pending_mark)
             if progress and app.revision:
                 print(f"restarted revision {app.revision}", flush=True)
-        if wait and (restart is not False or switching):
+        if wait and (restart is not False or switching or moving):
             health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
                               report=op.report).health
         return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, plan.settings, synced, restarting, health,

@@ -51,6 +51,10 @@ def code_dest(app: str) -> str:
     return f"{app_dir(app)}/{CODE_PACKAGE}"
 
 
+# the start commands of the single-app layout (before app_dir): an app started so runs in LEGACY_CODE_DIR
+LEGACY_START_COMMANDS = [f"cd {MOUNT_ROOT}/{LEGACY_CODE_DIR}", f"bash {CODE_PACKAGE}/start.sh"]
+
+
 def start_commands(mount_root: str = MOUNT_ROOT) -> list[str]:
     """The container's start commands (the template's defaultCommands): into the app's own folder, found by
     the name Container Apps gives the container, then the server's start script."""

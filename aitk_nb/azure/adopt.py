@@ -23,7 +23,7 @@ import secrets
 import time
 from typing import Any
 
-from inference_app.contract import HEALTH_ROUTE, MOUNT_ROOT, app_dir
+from inference_app.contract import HEALTH_ROUTE, LEGACY_CODE_DIR, MOUNT_ROOT, app_dir, start_commands
 
 from ..arm import Template
 from .app import API_KEY_SECRET, ContainerApp
@@ -54,6 +54,30 @@ def other_server(record: Any) -> str | None:
     last = [part.strip() for part in script.split(";") if part.strip()][-1:] or ["no command"]
     paths = sorted(set(ready.values()))
     return f"`{last[0]}`" + (f", probes on {', '.join(paths)}" if paths else ", no probes")
+
+
+def old_layout(record: Any) -> bool:
+    """Whether the app runs aitk-nb's server from the single-app folder `inference/` (an app provisioned
+    before each app had its own folder)."""
+    c = ((record.template.containers if record.template else None) or [None])[0]
+    script = "; ".join([*(c.command or []), *(c.args or [])]) if c is not None else ""
+    return other_server(record) is None and f"/{LEGACY_CODE_DIR}" in script and "/aitk-nb/" not in script
+
+
+def move(session, resource_group: str, name: str) -> str:
+    """Start the app (one of aitk-nb's, on the old layout) in its own folder: its args become the current
+    start commands, nothing else changes; returns the new revision's name."""
+    from azure.mgmt.appcontainers.models import ContainerApp as ContainerAppModel
+
+    app = ContainerApp(session, resource_group, name)
+    record = app.get()
+    container = record.template.containers[0]
+    mount = (container.volume_mounts or [None])[0]
+    container.args = ["; ".join(start_commands(mount.mount_path if mount is not None else MOUNT_ROOT))]
+    with azure_call(f"moving container app {name} to its own folder on the share"):
+        session.apps.container_apps.begin_update(resource_group, name, ContainerAppModel(
+            location=record.location, template=record.template)).result()
+    return app.get().latest_revision_name
 
 
 def switch(session, resource_group: str, name: str, template: dict, remote) -> str:

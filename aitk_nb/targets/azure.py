@@ -122,6 +122,12 @@ class AzureTarget:
     def other_server(self) -> str | None:
         return adopt.other_server(self.app.get())
 
+    def old_layout(self) -> bool:
+        return adopt.old_layout(self.app.get())
+
+    def move_to_app_dir(self) -> str:
+        return adopt.move(self.session, self.resource_group, self.app.name)
+
     def adopt(self, remote) -> str:
         template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
         return adopt.switch(self.session, self.resource_group, self.app.name, template, remote)

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-from inference_app.contract import APP_NAME_ENV
+from inference_app.contract import APP_NAME_ENV, LEGACY_CODE_DIR
 
 from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
@@ -108,6 +108,13 @@ class LocalTarget:
     def other_server(self) -> str | None:
         """The local replica runs the template's command: never another server to switch from."""
         return None
+
+    def old_layout(self) -> bool:
+        record = self.record()
+        if record is not None and f"{record.mount_path}/{LEGACY_CODE_DIR}" in " ".join(record.command):
+            raise NotProvisionedError(f"the local app was provisioned for the old share layout ({LEGACY_CODE_DIR}/); run "
+                                      f"{command('provision --target local')} again to start it in its own folder, then deploy")
+        return False
 
     def remote(self) -> LocalFolderRemote:
         return LocalFolderRemote(Path(self.require_record().share))

@@ -160,3 +160,38 @@ def test_the_first_provision_writes_the_resolved_app_name_into_the_parameters_fi
     assert f"acaAppName '{app}' written" in str(result.card())
     again = provision(project)  # named now: nothing more to write
     assert not any("written into" in n for n in again.notes) and config_of(project)["ACA_APP_NAME"] == app
+
+
+def test_an_app_of_the_single_folder_layout_is_moved_to_its_own_folder_serving_what_it_served(azure, project, small_assets):
+    """An app provisioned by an earlier aitk-nb starts in inference/ (and its parameters file says so): deploy
+    moves it to aitk-nb/<app>/ (the same adapters served), provision keeps it there, inference/ is left."""
+    from azure_double import scenario
+    from azure_double.clients import share_client
+
+    azure.set_quota("ManagedEnvironmentConsumptionT4Gpus", limit=4)
+    old = ["cd /mount/inference", "bash inference_app/start.sh"]
+    outputs = scenario.provision(azure, RG, app_name="aitk-app", deployment="aitk-inference",
+                                 parameters={"defaultCommands": old})
+    (project / "infra" / "inference.config.json").write_text(json.dumps({**outputs, "TARGET": "azure"}))
+    path = project / "infra" / "provision" / "inference.parameters.json"
+    params = json.loads(path.read_text())
+    params["parameters"]["defaultCommands"]["value"] = old
+    params["parameters"]["acaAppName"]["value"] = "aitk-app"
+    path.write_text(json.dumps(params))
+    model, adapter = small_assets
+    share = share_client(azure, outputs["STORAGE_ACCOUNT_NAME"], outputs["FILE_SHARE_NAME"])
+    legacy = json.dumps({"base_model": "org/base", "adapters": {"facts": "models/facts"}}).encode()
+    share.create_directory("inference")
+    share.get_file_client("inference/settings.json").upload_file(legacy)
+
+    result = aitk_nb.deploy(project=project, progress=False, timeout=120)
+    assert result.settings.adapters == {"facts": "models/facts"} and result.settings.base_model == "org/base"
+    args = app_body(azure, "aitk-app")["properties"]["template"]["containers"][0]["args"]
+    assert args == ["cd /mount/aitk-nb/$CONTAINER_APP_NAME; bash inference_app/start.sh"]
+    files = azure.state.files(outputs["STORAGE_ACCOUNT_NAME"], outputs["FILE_SHARE_NAME"])
+    assert json.loads(files["aitk-nb/aitk-app/settings.json"])["adapters"] == {"facts": "models/facts"}
+    assert files["inference/settings.json"] == legacy
+    assert any(line.startswith("moved from inference/ to aitk-nb/aitk-app/") for line in result.synced)
+    provision(project)  # the old default in the parameters file is today's: the app stays in its folder
+    assert app_body(azure, "aitk-app")["properties"]["template"]["containers"][0]["args"] == args
+    assert not aitk_nb.deploy(project=project, progress=False).restarted  # moved once

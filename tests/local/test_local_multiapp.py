@@ -3,6 +3,9 @@ settings in aitk-nb/<app>/ on the share, the replica started in that folder thro
 (as Container Apps sets it), and the first provision writes the resolved app name into the parameters."""
 import json
 
+import pytest
+from IPython.core.error import UsageError
+
 import aitk_nb
 from helpers import STANDIN, app_folder, free_port
 
@@ -32,3 +35,19 @@ def test_the_replica_runs_in_its_app_s_folder_and_the_name_is_kept_in_the_parame
         assert not (share / "inference").exists()
     finally:
         aitk_nb.teardown(yes=True, project=project, show=None)
+
+
+def test_a_local_app_of_the_single_folder_layout_is_named_with_the_fix(project, shell, monkeypatch, tmp_path):
+    aitk_nb.provision("local", project=project, port=free_port(), progress=False,
+                      overrides={"defaultCommands": ["cd /mount/inference", "bash inference_app/start.sh"]})
+    record_path = project / ".aitk/local/app.json"
+    record = json.loads(record_path.read_text())
+    assert "cd /mount/aitk-nb/$CONTAINER_APP_NAME" in " ".join(record["command"])  # the old default means today's
+    record["command"] = [part.replace("/mount/aitk-nb/$CONTAINER_APP_NAME", "/mount/inference") for part in record["command"]]
+    record_path.write_text(json.dumps(record))  # what an earlier aitk-nb recorded
+    monkeypatch.chdir(project)
+    with pytest.raises(UsageError) as e:
+        shell.run_line_magic("aitk", f"deploy --model {tmp_path}")
+    assert str(e.value) == ("the local app was provisioned for the old share layout (inference/); run "
+                            "`%aitk provision --target local` again to start it in its own folder, then deploy")
+    assert not list((project / ".aitk/local/shares").rglob("settings.json"))  # nothing sent

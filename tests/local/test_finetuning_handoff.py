@@ -65,12 +65,13 @@ def test_deploy_serves_the_model_and_adapter_on_the_share_and_sends_neither(hand
 
 def test_a_share_path_without_an_adapter_is_one_line_and_changes_nothing(handed_off, writes):
     root, layout = handed_off
-    settings = root / ".aitk/local/shares" / layout["share"] / app_folder(root) / "settings.json"
+    share = root / ".aitk/local/shares" / layout["share"]
+    settings = share / app_folder(root) / "settings.json"
     before, pid = settings.read_bytes(), aitk_nb.endpoint(project=root).raw["replica"]["pid"]
     run = f"models/{layout['adapter'].split('/')[1]}"  # the run's folder: the adapter is one level down
     with pytest.raises(aitk_nb.AitkError) as e:
         aitk_nb.deploy([f"share:{run}"], project=root, progress=False)
-    assert str(e.value) == (f"--adapter share:{run}: no adapter_config.json at {settings.parents[1] / run}; "
+    assert str(e.value) == (f"--adapter share:{run}: no adapter_config.json at {share / run}; "
                             "pass a PEFT adapter folder (what `save_pretrained` of a PEFT model writes)")
     assert writes == [] and settings.read_bytes() == before
     assert aitk_nb.endpoint(project=root).raw["replica"]["pid"] == pid  # nothing restarted

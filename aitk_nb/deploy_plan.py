@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from inference_app.contract import (ADAPTER_DIR, LEGACY_CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_FILE, DeployedSettings,
+from inference_app.contract import (ADAPTER_DIR, APPS_DIR, LEGACY_CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_FILE, DeployedSettings,
                                     SettingsFileError, app_dir, base_model_id, code_dest, reserved_name_problem,
                                     settings_path)
 
@@ -47,6 +47,14 @@ class Upload:
     value: str = ""
     reserved: bool = False
 
+    def served_elsewhere(self, apps: list[str], remote: Remote) -> DeployError:
+        """The error for a destination that another app serves (its files would change under it)."""
+        rename = " (--adapter NAME=PATH)" if self.option == "--adapter" else f" ({SHARE}{self.dest} serves it as it is)"
+        return DeployError(
+            f"{self.option} {self.value}: {remote.where(self.dest)} is served by {', '.join(apps)} (its settings.json "
+            f"on the share) and differs from yours; deploy does not change what another app serves: send yours under "
+            f"another name{rename}")
+
     def refusal(self, foreign: list[str], remote: Remote) -> DeployError:
         """The error for a destination that holds files the toolkit did not put there."""
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -74,6 +82,23 @@ def deployed_settings(remote: Remote, app: str | None) -> tuple[DeployedSettings
     except SettingsFileError as e:
         raise DeployError(f"{remote.where(path)} {e}; fix it, or delete it and deploy with --model "
                           "(and --adapter)") from None
+
+
+def served_by_others(remote: Remote, app: str, dest: str) -> list[str]:
+    """The other apps on the share whose settings.json serves the folder `dest` (a base model or adapter
+    in model-cache/ or models/, which apps share): changing it would change what they serve."""
+    names = []
+    for name in remote.list_names(APPS_DIR, 1):
+        other, _, file = name.partition("/")
+        if file != SETTINGS_FILE or other == app:
+            continue
+        try:
+            settings = DeployedSettings.parse(remote.read_bytes(f"{APPS_DIR}/{name}"))
+        except SettingsFileError:
+            continue  # that app's deploy and status say what is wrong with its file
+        if dest in (settings.base_model, *settings.adapters.values()):
+            names.append(other)
+    return names
 
 
 def share_adapters(remote: Remote, depth: int = 4) -> list[str]:

@@ -11,7 +11,7 @@ from inference_app.contract import app_dir, settings_path
 from . import sync
 from . import finetuning
 from .config import InferenceConfig, parameter_values, set_parameter_value
-from .deploy_plan import deployed_settings, plan_deploy, restart_pending
+from .deploy_plan import deployed_settings, plan_deploy, restart_pending, served_by_others
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
 from .invocation import command
@@ -165,6 +165,8 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
             plans.append(sync.plan(up.source, remote, up.dest, adopt=up.reserved))
             if plans[-1].foreign:
                 raise up.refusal(plans[-1].foreign, remote)
+            if not up.reserved and plans[-1].changes and (others := served_by_others(remote, app_name, up.dest)):
+                raise up.served_elsewhere(others, remote)
         total, sent = sum(p.upload_bytes for p in plans) or 1, 0
 
         def count(n: int) -> None:

@@ -84,6 +84,15 @@ def test_a_deploy_in_one_project_does_not_change_what_the_other_serves(azure, tw
     assert app_body(azure, "app-b")["properties"]["latestRevisionName"] == revision  # b was not restarted
     assert not any(p.startswith("inference/") for p in after)  # AI Toolkit's folder: never written
 
+    # an adapter of the same name that b serves, with other weights: refused before anything is sent
+    (other / "adapter_model.safetensors").write_bytes(b"not b's weights")
+    same_name = tmp_path / "x" / "my-adapter"
+    shutil.copytree(other, same_name)
+    with pytest.raises(aitk_nb.AitkError) as e:
+        aitk_nb.deploy([str(same_name)], str(model), project=a, progress=False)
+    assert "is served by app-b (its settings.json on the share)" in str(e.value) and "NAME=PATH" in str(e.value)
+    assert share() == after
+
 
 def test_teardown_of_one_project_keeps_what_the_other_app_uses_and_names_it(azure, two, small_assets):
     a, b = two

@@ -64,6 +64,10 @@ def test_deploy_without_yes_stops_at_once_naming_the_switch_and_sends_nothing(az
     message = str(e.value)
     assert "\n" not in message and "python3 ./gradio_chat.py" in message and "--yes" in message
     assert "nothing was sent or changed" in message
+    asked = []
+    with pytest.raises(ConfirmationError):  # asked first where someone can answer; "no" changes nothing
+        aitk_nb.begin_deploy([adapter], project=project, progress=False, confirm=lambda q: asked.append(q) or False)
+    assert "python3 ./gradio_chat.py" in asked[0] and "Switch it to aitk-nb's server in place" in asked[0]
     monkeypatch.chdir(project)
     with pytest.raises(UsageError) as magic:
         shell.run_line_magic("aitk", f"deploy --adapter {adapter}")

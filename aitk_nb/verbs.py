@@ -71,7 +71,8 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
                                    values=planned.values)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
-        named = _keep_app_name(Path(parameters) if parameters else proj.parameters_path, made.config.ACA_APP_NAME)
+        named = (_keep_app_name(Path(parameters) if parameters else proj.parameters_path, made.config.ACA_APP_NAME)
+                 if target == "azure" else [])  # a local app is the project's own (.aitk/local/): nothing to share
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
                                values=made.values, notes=made.notes + named)
 

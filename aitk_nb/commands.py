@@ -169,15 +169,18 @@ def provision(args, cell: str | None):
 @argument("--merge-adapter", action=argparse.BooleanOptionalAction, default=None,
           help="fold the one adapter into the base weights (faster; `base` is then not served); "
                "default: as deployed")
+@argument("--yes", action="store_true", help="azure: an app that runs another server (one AI Toolkit provisioned) is "
+                                             "switched to aitk-nb's in place without asking")
 @_background
 @_project
 def deploy(args, cell: str | None):
     """Sync the inference app, base model and adapters to the share, restart the replica and wait
     until /health answers. A redeploy with nothing changed sends nothing and does not restart."""
-    from .verbs import begin_deploy
+    from .verbs import ask_on_stdin, begin_deploy
 
     return _finish(begin_deploy(args.adapter, args.model, project=args.project, restart=args.restart,
-                                wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter),
+                                wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter,
+                                yes=args.yes, confirm=ask_on_stdin),
                    args.background)
 
 

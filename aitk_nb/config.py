@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from inference_app.contract import LEGACY_START_COMMANDS, start_commands
+
 from .errors import ConfigError, NotProvisionedError
 from .invocation import command
 
@@ -37,12 +39,15 @@ def read_json(path: Path, what: str, fix: str = "fix the file and run again") ->
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -65,7 +70,7 @@ NAME_RULES: dict[str, tuple[str, str]] = {
 class Parameters:
     """The deployment parameters (the `value` of each entry). None means "use the template's default"."""
 
-    defaultCommands: list[str] = field(default_factory=lambda: ["cd /mount/inference", "bash inference_app/start.sh"])
+    defaultCommands: list[str] = field(default_factory=start_commands)
     maximumInstanceCount: int = 1
     location: str | None = None
     storageAccountName: str | None = None
@@ -80,6 +85,10 @@ class Parameters:
     def from_values(cls, values: dict[str, Any], source: str = "parameters") -> "Parameters":
         known = {f.name for f in fields(cls)} - {"extra"}
         p = cls()
+        if values.get("defaultCommands") == LEGACY_START_COMMANDS:
+            # the template's default before each app had its own folder: it meant "aitk-nb's server", which
+            # now starts in the app's folder (deploy moves an app of that layout, issue 16)
+            values = {**values, "defaultCommands": start_commands()}
         for key, value in values.items():
             if key in known:
                 setattr(p, key, value)
@@ -92,7 +101,7 @@ class Parameters:
         cmds = self.defaultCommands
         if not isinstance(cmds, list) or not cmds or not all(isinstance(c, str) and c.strip() for c in cmds):
             raise ConfigError(f"{source}: defaultCommands must be a non-empty list of shell commands, e.g. "
-                              '["cd /mount/inference", "bash inference_app/start.sh"]')
+                              f"{json.dumps(start_commands())}")
         n = self.maximumInstanceCount
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10:
             raise ConfigError(f"{source}: maximumInstanceCount must be a whole number from 1 to 10, not {n!r}")
@@ -157,6 +166,14 @@ CONFIG_KEYS = ("SUBSCRIPTION_ID", "RESOURCE_GROUP_NAME", "STORAGE_ACCOUNT_NAME",
                "ACA_APP_NAME", "ACA_APP_ENDPOINT", "TARGET")
 
 
+def endpoint_url(value: str | None) -> str | None:
+    """An ACA_APP_ENDPOINT as a URL: AI Toolkit's template writes the ingress FQDN as it is, a bare host
+    name, which Container Apps serves over HTTPS only (issue 16)."""
+    if value and "://" not in value:
+        return f"https://{value.strip().rstrip('/')}"
+    return value
+
+
 @dataclass
 class InferenceConfig:
     """Where the deployment lives. Never holds a key, token or password."""
@@ -181,9 +198,24 @@ class InferenceConfig:
             raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(CONFIG_KEYS)}")
         # A hand-filled file from the AI Toolkit template has no TARGET: it describes Azure resources.
         cfg = cls(**{**data, "TARGET": data.get("TARGET") or "azure"})
+        cfg.ACA_APP_ENDPOINT = endpoint_url(cfg.ACA_APP_ENDPOINT)
         if cfg.TARGET not in TARGETS:
             raise ConfigError(f"{path}: TARGET must be one of {', '.join(TARGETS)}, not {cfg.TARGET!r}")
         return cfg
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, {k: getattr(self, k) for k in CONFIG_KEYS})
+
+
+def set_parameter_value(path: Path, key: str, value: Any) -> None:
+    """Set one parameter's value in an ARM parameters file, leaving every other byte as it is where the
+    entry is written `"key": {"value": null}` (how the template's file leaves a default); otherwise the file
+    is written again as JSON with the entry set. Atomic either way."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(r'("' + re.escape(key) + r'"\s*:\s*\{\s*"value"\s*:\s*)null(\s*\})')
+    new, count = pattern.subn(lambda m: m.group(1) + json.dumps(value) + m.group(2), text, count=1)
+    if count == 0:
+        data = json.loads(text)
+        data.setdefault("parameters", {}).setdefault(key, {})["value"] = value
+        new = json.dumps(data, indent=2) + "\n"
+    write_text_atomic(path, new)

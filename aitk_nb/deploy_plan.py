@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from inference_app.contract import (ADAPTER_DIR, CODE_DEST, CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_PATH,
-                                    DeployedSettings, SettingsFileError, base_model_id, reserved_name_problem)
+from inference_app.contract import (ADAPTER_DIR, APPS_DIR, LEGACY_CODE_DIR, MODEL_DIR, MOUNT_ROOT, SETTINGS_FILE, DeployedSettings,
+                                    SettingsFileError, app_dir, base_model_id, code_dest, reserved_name_problem,
+                                    settings_path)
 
 from .errors import DeployError
 from .invocation import command
@@ -26,7 +27,10 @@ from .sync import OWNED_MARK, Remote
 SHARE = "share:"
 # on the share, beside settings.json: a deploy synced changes and has not restarted the replica (--no-restart,
 # or stopped before the restart), so the next deploy restarts it even if it has nothing new to send
-RESTART_PENDING = f"{CODE_DIR}/.aitk-restart-pending"
+def restart_pending(app: str) -> str:
+    return f"{app_dir(app)}/.aitk-restart-pending"
+
+
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -43,6 +47,14 @@ class Upload:
     option: str = ""
     value: str = ""
     reserved: bool = False
+
+    def served_elsewhere(self, apps: list[str], remote: Remote) -> DeployError:
+        """The error for a destination that another app serves (its files would change under it)."""
+        rename = " (--adapter NAME=PATH)" if self.option == "--adapter" else f" ({SHARE}{self.dest} serves it as it is)"
+        return DeployError(
+            f"{self.option} {self.value}: {remote.where(self.dest)} is served by {', '.join(apps)} (its settings.json "
+            f"on the share) and differs from yours; deploy does not change what another app serves: send yours under "
+            f"another name{rename}")
 
     def refusal(self, foreign: list[str], remote: Remote) -> DeployError:
         """The error for a destination that holds files the toolkit did not put there."""
@@ -78,14 +90,33 @@ class DeployPlan:
     on_share: list[str] = field(default_factory=list)  # "what: share path" served in place, nothing sent
 
 
-def deployed_settings(remote: Remote) -> tuple[DeployedSettings, bytes | None]:
-    """What the share's settings.json says is deployed, and its bytes (None: nothing deployed yet)."""
-    data = remote.read_bytes(SETTINGS_PATH)
+def deployed_settings(remote: Remote, app: str | None) -> tuple[DeployedSettings, bytes | None]:
+    """What the app's settings.json on the share says is deployed, and its bytes (None: nothing deployed yet).
+    `app` None: the single-app layout's file (inference/settings.json), what an app of that layout served."""
+    path = settings_path(app) if app else f"{LEGACY_CODE_DIR}/{SETTINGS_FILE}"
+    data = remote.read_bytes(path)
     try:
         return DeployedSettings.parse(data), data
     except SettingsFileError as e:
-        raise DeployError(f"{remote.where(SETTINGS_PATH)} {e}; fix it, or delete it and deploy with --model "
+        raise DeployError(f"{remote.where(path)} {e}; fix it, or delete it and deploy with --model "
                           "(and --adapter)") from None
+
+
+def served_by_others(remote: Remote, app: str, dest: str) -> list[str]:
+    """The other apps on the share whose settings.json serves the folder `dest` (a base model or adapter
+    in model-cache/ or models/, which apps share): changing it would change what they serve."""
+    names = []
+    for name in remote.list_names(APPS_DIR, 1):
+        other, _, file = name.partition("/")
+        if file != SETTINGS_FILE or other == app:
+            continue
+        try:
+            settings = DeployedSettings.parse(remote.read_bytes(f"{APPS_DIR}/{name}"))
+        except SettingsFileError:
+            continue  # that app's deploy and status say what is wrong with its file
+        if dest in (settings.base_model, *settings.adapters.values()):
+            names.append(other)
+    return names
 
 
 def share_adapters(remote: Remote, depth: int = 4) -> list[str]:
@@ -276,11 +307,11 @@ def recorded_base(base: str, remote: Remote) -> str:
 
 
 def plan_deploy(project: Project, previous: DeployedSettings, adapters: list[str], model: str | None,
-                merge_adapter: bool | None = None, *, remote: Remote) -> DeployPlan:
+                merge_adapter: bool | None = None, *, remote: Remote, app: str) -> DeployPlan:
     """The new settings, the folders to sync and those served from the share. Without --adapter the served
     adapters stay as they were; without --model the base stays, or is the one the adapters record.
     `merge_adapter` None keeps the deployed choice."""
-    uploads = [Upload(code_source(project), CODE_DEST, reserved=True)]
+    uploads = [Upload(code_source(project), code_dest(app), reserved=True)]
     on_share: list[str] = []
     new_adapters: dict[str, str] = {}
     recorded: set[str] = set()

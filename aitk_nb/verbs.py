@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
-from inference_app.contract import SETTINGS_PATH
+from inference_app.contract import app_dir, settings_path
 
 from . import sync
 from . import finetuning
-from .config import InferenceConfig
-from .deploy_plan import RESTART_PENDING, deployed_settings, plan_deploy
+from .config import InferenceConfig, parameter_values, set_parameter_value, write_text_atomic
+from .deploy_plan import deployed_settings, plan_deploy, restart_pending, served_by_others
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
 from .invocation import command
@@ -75,10 +76,33 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
                 print(note, flush=True)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
+        named = (_keep_app_name(Path(parameters) if parameters else proj.parameters_path, made.config.ACA_APP_NAME,
+                                proj.parameters_file) if target == "azure" else [])  # a local app is the project's own (.aitk/local/): nothing to share
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
-                               values=made.values, notes=files + made.notes, cost=_provision_cost(proj, tgt, params, made.values))
+                               values=made.values, notes=files + made.notes + named, cost=_provision_cost(proj, tgt, params, made.values))
 
     return Operation.start(f"provision ({target})", work, confirm=confirm)
+
+
+def _keep_app_name(path: Path, app: str | None, packaged_default: Path | None = None) -> list[str]:
+    """On the first provision, the app's resolved name goes into the parameters file (its acaAppName was
+    null): the default is derived from the resource group, so two projects on defaults would otherwise be
+    one owner (issue 16). Only that value changes in the file; a project provisioned with the packaged
+    default parameters gets its own copy of them, with the name. The note that says so, if it did."""
+    if not app:
+        return []
+    made = ""
+    if not path.is_file():
+        if packaged_default is None or not packaged_default.is_file() or packaged_default == path:
+            return []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, packaged_default.read_text(encoding="utf-8"))
+        made = " (a copy of the packaged default parameters, made for it)"
+    if parameter_values(path).get("acaAppName") is not None:
+        return []
+    set_parameter_value(path, "acaAppName", app)
+    return [f"acaAppName {app!r} written into {path}{made}: this project's app from now on (another project in the "
+            "same resource group needs another name)"]
 
 
 def provision(target: str = "local", *, project: str | os.PathLike | None = None,
@@ -138,17 +162,27 @@ def _stopped(where: str) -> str:
 def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
                  project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
                  timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-                 credential: Any = None) -> Operation[DeployResult]:
+                 credential: Any = None, yes: bool = False,
+                 confirm: Callable[[str], bool] | None = None) -> Operation[DeployResult]:
     """Start `deploy` in the background; returns the operation (`.result()`, `.status()`, `.cancel()`:
     between files, never within one; before the restart; or while waiting for /health). The inputs
     are checked against what is deployed, and against the share, before it starts: a bad adapter or
-    model path raises here."""
+    model path raises here. An app that runs another server than aitk-nb's (one AI Toolkit provisioned) is
+    switched to aitk-nb's in place only with `yes` or when `confirm(question)` answers yes; otherwise
+    this raises before anything is sent."""
     if timeout is not None and timeout <= 0:
         raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
+    switching = _consent_to_switch(tgt, cfg, yes, confirm)
+    # an app of aitk-nb's from before each app had its own folder: moved to it, what it served carried over
+    moving = not switching and tgt.old_layout()
     remote = tgt.remote()
-    previous, previous_bytes = deployed_settings(remote)
-    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote)
+    app_name = _app_name(proj, cfg)
+    previous, previous_bytes = deployed_settings(remote, app_name)
+    if moving and previous_bytes is None:
+        previous = deployed_settings(remote, None)[0]
+    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote, app=app_name)
+    settings_file, pending_mark = settings_path(app_name), restart_pending(app_name)
     # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
     # that changes nothing restarts only a replica that does not run
     serving = restart is not False and _serving(tgt)
@@ -162,6 +196,8 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
             plans.append(sync.plan(up.source, remote, up.dest, adopt=up.reserved))
             if plans[-1].foreign:
                 raise up.refusal(plans[-1].foreign, remote)
+            if not up.reserved and plans[-1].changes and (others := served_by_others(remote, app_name, up.dest)):
+                raise up.served_elsewhere(others, remote)
         total, sent = sum(p.upload_bytes for p in plans) or 1, 0
 
         def count(n: int) -> None:
@@ -180,31 +216,69 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         new_settings = plan.settings.dumps()
         changed = new_settings != previous_bytes or any(p.changes for p in plans)
         if new_settings != previous_bytes:  # written last: the app never points at files that are not fully synced
-            remote.write_bytes(SETTINGS_PATH, new_settings)
-        synced.append(f"{SETTINGS_PATH}: {'written' if new_settings != previous_bytes else 'unchanged'}")
+            remote.write_bytes(settings_file, new_settings)
+        synced.append(f"{settings_file}: {'written' if new_settings != previous_bytes else 'unchanged'}")
         app = _endpoint(proj, cfg, tgt)
         # the replica runs what was there before this deploy until it restarts: said on the share (for the
         # next deploy, a teammate's too) until it has, so a stop here or --no-restart is not forgotten
-        pending = changed or remote.exists(RESTART_PENDING)
+        pending = changed or remote.exists(pending_mark)
         if changed:
-            remote.write_bytes(RESTART_PENDING, b"synced by a deploy that has not restarted the replica yet\n")
-        restarting = restart if restart is not None else (pending or not serving)
+            remote.write_bytes(pending_mark, b"synced by a deploy that has not restarted the replica yet\n")
+        restarting = switching or moving or (restart if restart is not None else (pending or not serving))
         health = None
-        if restarting:
+        if switching:  # a new revision with aitk-nb's command and probes: the replica starts anew with it
+            op.checkpoint(_stopped("before restart"))
+            op.report(f"switching {cfg.ACA_APP_NAME} to aitk-nb's server", 1.0)
+            app.revision = tgt.adopt(remote)
+            remote.delete(pending_mark)
+            if progress:
+                print(f"switched {cfg.ACA_APP_NAME} to aitk-nb's server: revision {app.revision}", flush=True)
+        elif moving:  # a new revision started in the app's own folder
+            op.checkpoint(_stopped("before restart"))
+            op.report(f"moving {cfg.ACA_APP_NAME} to its own folder on the share", 1.0)
+            app.revision = tgt.move_to_app_dir()
+            remote.delete(pending_mark)
+            synced.append(f"moved from inference/ to {app_dir(app_name)}/: the app now starts there (inference/ is left "
+                          "as it was: delete it once no app runs from it)")
+        elif restarting:
             op.checkpoint(_stopped("before restart"))
             op.report("restarting the replica", 1.0)
             app.restart()
             if pending:
-                remote.delete(RESTART_PENDING)
+                remote.delete(pending_mark)
             if progress and app.revision:
                 print(f"restarted revision {app.revision}", flush=True)
-        if wait and restart is not False:
+        if wait and (restart is not False or switching or moving):
             health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
                               report=op.report).health
         return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, plan.settings, synced, restarting, health,
                             time.monotonic() - start, changed=changed, restart=restart)
 
     return Operation.start("deploy", work)
+
+
+def _consent_to_switch(tgt: Any, cfg: InferenceConfig, yes: bool, confirm: Callable[[str], bool] | None) -> bool:
+    """Whether deploy switches the app to aitk-nb's server first (it runs another one: AI Toolkit's); asked
+    before anything is sent, and refused in one line naming the switch when no one says yes."""
+    other = tgt.other_server()
+    if other is None:
+        return False
+    what = (f"container app {cfg.ACA_APP_NAME} runs another server ({other}), not aitk-nb's, so a deploy would "
+            "never become ready")
+    switch = ("switches it to aitk-nb's server in place (same app and URL, the share and AI Toolkit's files kept, "
+              "adoption recorded on the app; README: \"An app AI Toolkit provisioned\")")
+    if yes or (confirm is not None and confirm(f"{what}.\nSwitch it to aitk-nb's server in place (same app, URL and "
+                                                 "share; its command, probes and API key become aitk-nb's)? [y/N] ")):
+        return True
+    raise ConfirmationError(f"{what}; nothing was sent or changed: {command('deploy --yes')} (with the same options) "
+                            f"{switch}")
+
+
+def _app_name(proj: Project, cfg: InferenceConfig) -> str:
+    """The app whose folder on the share deploy writes (`inference_app/contract.py`, `app_dir`)."""
+    if not cfg.ACA_APP_NAME:
+        raise NotProvisionedError(f"{proj.config_path} names no ACA_APP_NAME; run {command('provision')} (or fill it in)")
+    return cfg.ACA_APP_NAME
 
 
 def _serving(tgt: Any) -> bool:
@@ -215,16 +289,19 @@ def _serving(tgt: Any) -> bool:
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
            project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
            timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-           credential: Any = None) -> DeployResult:
+           credential: Any = None, yes: bool = False) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
     and wait until its health route answers. An adapter or model is a local folder (sent), `share:PATH`
     (a folder already on the share, served where it is) or for the model a hub id; `NAME=...` names
     an adapter (default: its folder's name). Without `adapters` the deployed ones stay; without `model`
     the deployed base stays, or is the one the adapters' adapter_config.json records.
     `restart`: None restarts only when something changed (or no replica runs), True always, False never.
+    `yes`: an app that runs another server (one AI Toolkit provisioned) is switched to aitk-nb's in place
+    without asking (it asks on stdin, and refuses where there is none).
     `begin_deploy(...).result()`: an interrupt stops it at its next safe point (between files)."""
     return begin_deploy(adapters, model, project=project, restart=restart, wait=wait, timeout=timeout,
-                        progress=progress, merge_adapter=merge_adapter, credential=credential).result()
+                        progress=progress, merge_adapter=merge_adapter, credential=credential, yes=yes,
+                        confirm=ask_on_stdin).result()
 
 
 def status(*, project: str | os.PathLike | None = None, credential: Any = None) -> Status:

@@ -5,10 +5,17 @@ adapter may not take, and which variants a server serves.
 Standard library only: the server imports it without the toolkit installed, and the toolkit
 (installed with ``inference_app`` as a package beside it) imports it without torch or pydantic.
 
-Share layout (the fine-tuning step writes the same, so its outputs are found)::
+Share layout (the fine-tuning step writes model-cache/ and models/ the same, so its outputs are found)::
 
-    inference/inference_app/   the server code        inference/settings.json   what it serves
-    model-cache/<name>/        the base model         models/<name>/            one folder per adapter
+    aitk-nb/<app>/inference_app/   the app's server code    aitk-nb/<app>/settings.json   what it serves
+    model-cache/<name>/            the base model           models/<name>/                one folder per adapter
+    .venvs/<sha256>/               the server's venv, one per requirements.txt
+
+Each container app has its own folder (`app_dir`), so several apps can mount one share (two projects in
+one resource group, or two inference apps on one fine-tuning's share) and a deploy to one never changes
+what another serves; model-cache/, models/ and .venvs/ are shared. The container finds its folder by its
+own name: Container Apps sets ``CONTAINER_APP_NAME`` in every container (the local target does too).
+``inference/`` is AI Toolkit's own server folder (and aitk-nb's before 0.2): never written.
 
 Paths in ``settings.json`` are relative to the mount root (``/mount`` in the container, a folder on
 the local target), so one file works in both.
@@ -20,12 +27,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MOUNT_ROOT = "/mount"
-CODE_DIR = "inference"  # the app's working folder on the share; the settings file sits in it
+APPS_DIR = "aitk-nb"  # one folder per app under it: its working folder; the settings file sits in it
+APP_NAME_ENV = "CONTAINER_APP_NAME"  # set by Container Apps in every container (and by the local target)
+LEGACY_CODE_DIR = "inference"  # AI Toolkit's server folder, and aitk-nb's single-app layout before app_dir
 SETTINGS_FILE = "settings.json"
-CODE_DEST = f"{CODE_DIR}/inference_app"
-SETTINGS_PATH = f"{CODE_DIR}/{SETTINGS_FILE}"
+CODE_PACKAGE = "inference_app"
 MODEL_DIR = "model-cache"
 ADAPTER_DIR = "models"
+
+
+def app_dir(app: str) -> str:
+    """The app's own folder on the share (relative to the mount root): its code and settings."""
+    if not app or "/" in app or app in (".", ".."):
+        raise ValueError(f"not a container app name: {app!r}")
+    return f"{APPS_DIR}/{app}"
+
+
+def settings_path(app: str) -> str:
+    return f"{app_dir(app)}/{SETTINGS_FILE}"
+
+
+def code_dest(app: str) -> str:
+    return f"{app_dir(app)}/{CODE_PACKAGE}"
+
+
+# the start commands of the single-app layout (before app_dir): an app started so runs in LEGACY_CODE_DIR
+LEGACY_START_COMMANDS = [f"cd {MOUNT_ROOT}/{LEGACY_CODE_DIR}", f"bash {CODE_PACKAGE}/start.sh"]
+
+
+def start_commands(mount_root: str = MOUNT_ROOT) -> list[str]:
+    """The container's start commands (the template's defaultCommands): into the app's own folder, found by
+    the name Container Apps gives the container, then the server's start script."""
+    return [f"cd {mount_root}/{APPS_DIR}/${APP_NAME_ENV}", f"bash {CODE_PACKAGE}/start.sh"]
+
 
 HEALTH_ROUTE = "/health"  # 200 once the model serves: the readiness probe, and what deploy waits for
 LIVE_ROUTE = "/live"  # 200 while the process serves: the startup and liveness probes

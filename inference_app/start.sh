@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Container entry point: `cd /mount/inference && bash inference_app/start.sh`.
+# Container entry point: `cd /mount/aitk-nb/$CONTAINER_APP_NAME; bash inference_app/start.sh` (the app's own
+# folder on the share, inference_app/contract.py).
 # AITK_PYTHON set (the local target): run with that interpreter. Otherwise build, once per
 # requirements.txt content, a venv on the share at $AITK_VENV_ROOT/<sha256> (default
 # /mount/.venvs); it is built under a temporary name and renamed only when complete, so an

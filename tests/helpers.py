@@ -97,3 +97,13 @@ def keep_replicas_up(project: Path, n: int = 1) -> None:
     app = next(r for r in template["resources"] if r["type"] == "Microsoft.App/containerApps")
     app["properties"]["template"]["scale"]["minReplicas"] = n
     path.write_text(json.dumps(template, indent=2))
+
+
+def app_folder(project: Path) -> str:
+    """The provisioned app's own folder on the share (`inference_app.contract.app_dir`), read from the
+    project's infra/inference.config.json."""
+    import json
+
+    from inference_app.contract import app_dir
+
+    return app_dir(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])

@@ -19,8 +19,18 @@ from ..operations import Operation
 from .ownership import short_id
 from .session import AzureError, AzureSession, azure_call, missing_ok, service_value
 
-DEPLOYMENT_NAME = "aitk-inference"
+# One deployment record per app (issue 16): two projects in one resource group never replace, resume or
+# cancel each other's. The record made by aitk-nb before it was per app is still found for its app.
+DEPLOYMENT_PREFIX = "aitk-inference"
+LEGACY_DEPLOYMENT_NAME = DEPLOYMENT_PREFIX
 POLL_SECONDS = 2.0
+
+
+def deployment_name(app: str | None) -> str:
+    """The app's ARM deployment record: `aitk-inference-<app>` (an app name has at most 32 characters,
+    well within ARM's 64). None (the app not resolved yet: validate and what-if, which keep no record)
+    is the plain prefix."""
+    return f"{DEPLOYMENT_PREFIX}-{app}" if app else DEPLOYMENT_PREFIX
 
 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
@@ -31,6 +41,11 @@ class DeploymentRequest:
     resource_group: str
     template: dict
     parameters: dict[str, Any]  # plain values; secure ones are never written anywhere
+    app: str | None = None  # the app it deploys, as resolved: names the deployment record
+
+    @property
+    def name(self) -> str:
+        return deployment_name(self.app)
 
     def body(self, *, ids_only: bool = False) -> dict:
         props: dict[str, Any] = {"mode": "Incremental", "template": self.template,
@@ -75,7 +90,7 @@ def ensure_resource_group(session: AzureSession, name: str, location: str | None
 
 def validate(session: AzureSession, req: DeploymentRequest) -> None:
     with azure_call("validating the template"):
-        result = session.deployments.deployments.begin_validate(req.resource_group, DEPLOYMENT_NAME, req.body()).result()
+        result = session.deployments.deployments.begin_validate(req.resource_group, req.name, req.body()).result()
     error = getattr(result, "error", None)
     if error is not None:
         raise AzureError(f"the template does not validate: {_describe(error)}", code=error.code)
@@ -85,7 +100,7 @@ def what_if(session: AzureSession, req: DeploymentRequest, *, ids_only: bool = F
     """Every resource the deployment would touch (and, as Ignore, the group's others), with ARM's
     change type; `ids_only`: resolved ids only (Create, or Deploy for one that exists)."""
     with azure_call("previewing the deployment (what-if)"):
-        result = session.deployments.deployments.begin_what_if(req.resource_group, DEPLOYMENT_NAME,
+        result = session.deployments.deployments.begin_what_if(req.resource_group, req.name,
                                                                req.body(ids_only=ids_only)).result()
     if getattr(result, "error", None) is not None:
         raise AzureError(f"what-if failed: {_describe(result.error)}", code=result.error.code)
@@ -119,40 +134,43 @@ def resumable(state_file: Path, req: DeploymentRequest, continuation_token: str 
     """The continuation token of an interrupted deployment of this very request, or None. A token the
     caller passes is theirs to vouch for, unless the saved state says it was for another request."""
     saved = _saved(state_file, req.resource_group)
+    if saved.get("deployment", req.name) != req.name:
+        saved = {}  # another app's deployment (the project's acaAppName changed): nothing of it is resumed here
     if continuation_token:
         same_token = saved.get("continuation_token") == continuation_token
         return continuation_token if not same_token or saved.get("request") == req.digest() else None
     return saved.get("continuation_token") if saved.get("request") == req.digest() else None
 
 
-def settle_earlier(session: AzureSession, rg: str, *, cancel: bool, operation: Operation, state_file: Path) -> bool:
-    """Before a new request: an earlier deployment of this name still running (an interrupted provision
-    of other parameters, or a teammate's) is waited for, or cancelled through ARM with `cancel`; ARM
-    refuses a new one meanwhile (409 DeploymentActive). True when there was one."""
+def settle_earlier(session: AzureSession, rg: str, name: str, *, cancel: bool, operation: Operation, state_file: Path) -> bool:
+    """Before a new request: an earlier deployment of this app's record `name` still running (an interrupted
+    provision of other parameters, or a teammate's of the same app) is waited for, or cancelled through ARM
+    with `cancel`; ARM refuses a new one meanwhile (409 DeploymentActive). Another app's deployment has
+    another name and is never touched. True when there was one."""
     deployments = session.deployments.deployments
     state_file.unlink(missing_ok=True)  # a saved token resumes nothing now: this is another request
     with missing_ok("reading the earlier deployment"):
-        current = deployments.get(rg, DEPLOYMENT_NAME)
+        current = deployments.get(rg, name)
         if service_value(current.properties.provisioning_state) in TERMINAL:
             return False
         began = current.properties.timestamp
         if cancel:
-            operation.report(f"the earlier deployment {DEPLOYMENT_NAME} (started {began}) is still running: cancelling it")
-            _cancel(session, rg, operation)
+            operation.report(f"the earlier deployment {name} (started {began}) is still running: cancelling it")
+            _cancel(session, rg, name, operation)
         else:
-            operation.report(f"the earlier deployment {DEPLOYMENT_NAME} (started {began}) is still running another "
+            operation.report(f"the earlier deployment {name} (started {began}) is still running another "
                              "request: waiting for it to end (--cancel-previous cancels it instead)")
-        ended = _wait_until_ended(session, rg, operation)
+        ended = _wait_until_ended(session, rg, name, operation)
         operation.report(f"the earlier deployment ended {ended}; deploying the new request")
         return True
     return False
 
 
-def _wait_until_ended(session: AzureSession, rg: str, operation: Operation) -> str:
+def _wait_until_ended(session: AzureSession, rg: str, name: str, operation: Operation) -> str:
     """Poll the deployment's state until it is terminal (no poller exists for a deployment this process
     did not start); an interrupt stops the wait at once, the deployment goes on."""
     while True:
-        now = state(session, rg)
+        now = state(session, rg, name)
         if now in TERMINAL:
             return now
         operation.checkpoint("the earlier deployment goes on in Azure; nothing new was deployed")
@@ -172,19 +190,19 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, o
     token = continuation_token
     with azure_call("starting the deployment"):
         if token:
-            poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body(), continuation_token=token)
+            poller = deployments.begin_create_or_update(req.resource_group, req.name, req.body(), continuation_token=token)
         else:
-            poller = deployments.begin_create_or_update(req.resource_group, DEPLOYMENT_NAME, req.body())
+            poller = deployments.begin_create_or_update(req.resource_group, req.name, req.body())
     operation.set_continuation_token(poller.continuation_token())
-    write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": DEPLOYMENT_NAME,
+    write_json_atomic(state_file, {"resource_group": req.resource_group, "deployment": req.name,
                                    "continuation_token": poller.continuation_token(), "request": req.digest()})
-    operation.on_cancel(lambda: _cancel(session, req.resource_group, operation))
-    with tqdm(total=resources, desc=f"deployment {DEPLOYMENT_NAME}", unit="resource", disable=not progress) as bar:
+    operation.on_cancel(lambda: _cancel(session, req.resource_group, req.name, operation))
+    with tqdm(total=resources, desc=f"deployment {req.name}", unit="resource", disable=not progress) as bar:
         tracker = _Tracker(bar, progress, operation, resources)
         try:
             with azure_call("deploying the template"):
                 while not poller.done():
-                    _report_operations(session, req.resource_group, tracker)
+                    _report_operations(session, req.resource_group, req.name, tracker)
                     # an interrupt stops watching here; the deployment goes on in Azure and the next
                     # provision resumes it from the saved token
                     operation.checkpoint(f"the deployment goes on in Azure; {command('provision')} again resumes it")
@@ -192,31 +210,31 @@ def deploy(session: AzureSession, req: DeploymentRequest, *, state_file: Path, o
                 result = poller.result()
         except AzureError as e:
             state_file.unlink(missing_ok=True)  # finished, if badly: nothing to resume
-            _report_operations(session, req.resource_group, tracker)
-            raise AzureError(f"the deployment failed: {_failure(session, req.resource_group, e)}", code=e.code,
+            _report_operations(session, req.resource_group, req.name, tracker)
+            raise AzureError(f"the deployment failed: {_failure(session, req.resource_group, req.name, e)}", code=e.code,
                              status=e.status, request_id=e.request_id) from e
         finally:
             operation.on_cancel(None)
         state_file.unlink(missing_ok=True)
-        _report_operations(session, req.resource_group, tracker)
+        _report_operations(session, req.resource_group, req.name, tracker)
     props = result.properties
     state = service_value(props.provisioning_state)
     if state != "Succeeded":
-        raise AzureError(f"the deployment ended {state}: {_failure(session, req.resource_group, props.error)}")
+        raise AzureError(f"the deployment ended {state}: {_failure(session, req.resource_group, req.name, props.error)}")
     return {k: v.get("value") for k, v in (props.outputs or {}).items()}
 
 
-def state(session: AzureSession, rg: str) -> str:
+def state(session: AzureSession, rg: str, name: str) -> str:
     """The deployment's provisioning state as ARM gives it ("Running", "Succeeded", "Canceled", ...)."""
     with azure_call("reading the deployment"):
-        return service_value(session.deployments.deployments.get(rg, DEPLOYMENT_NAME).properties.provisioning_state)
+        return service_value(session.deployments.deployments.get(rg, name).properties.provisioning_state)
 
 
-def _cancel(session: AzureSession, rg: str, operation: Operation) -> None:
+def _cancel(session: AzureSession, rg: str, name: str, operation: Operation) -> None:
     """Cancel the running deployment through ARM (resources it already made stay, as ARM leaves them)."""
     try:
         with azure_call("cancelling the deployment"):
-            session.deployments.deployments.cancel(rg, DEPLOYMENT_NAME)
+            session.deployments.deployments.cancel(rg, name)
     except AzureError as e:  # e.g. it has just finished: the operation ends as the deployment did
         operation.report(str(e))
         return
@@ -246,21 +264,21 @@ class _Tracker:
         self.bar.set_postfix_str(f"{state} {name.rsplit(' ', 1)[-1]}")
 
 
-def _report_operations(session: AzureSession, rg: str, tracker: _Tracker) -> None:
+def _report_operations(session: AzureSession, rg: str, name: str, tracker: _Tracker) -> None:
     with azure_call("reading deployment progress"):
-        ops = list(session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME))
+        ops = list(session.deployments.deployment_operations.list(rg, name))
     for op in reversed(ops):  # ARM lists the newest first
         target = op.properties.target_resource
         if target is not None:
             tracker.update(f"{target.resource_type} {target.resource_name}", service_value(op.properties.provisioning_state))
 
 
-def _failure(session: AzureSession, rg: str, error) -> str:
+def _failure(session: AzureSession, rg: str, name: str, error) -> str:
     """The failing resource(s), with ARM's code and message for each, from the deployment's
     operations; the deployment's own error when no operation says more."""
     parts = []
     with azure_call("reading deployment operations"):
-        for op in session.deployments.deployment_operations.list(rg, DEPLOYMENT_NAME):
+        for op in session.deployments.deployment_operations.list(rg, name):
             p = op.properties
             if service_value(p.provisioning_state) == "Failed" and p.target_resource is not None:
                 parts.append(f"{p.target_resource.resource_type} {p.target_resource.resource_name}: "

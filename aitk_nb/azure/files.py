@@ -133,6 +133,28 @@ class AzureFilesRemote:
         with missing_ok(f"deleting {path}"):
             self.share.get_file_client(path).delete_file()
 
+    def delete_tree(self, folder: str) -> None:
+        """Delete a folder and everything in it: its files, then its folders from the deepest."""
+        files: list[str] = []
+        with missing_ok(f"listing {folder}"):
+            self._walk(folder, "", files)
+        for rel in files:
+            self.delete(_join(folder, rel))
+        dirs: list[str] = []
+        with missing_ok(f"listing {folder}"):
+            self._walk_dirs(folder, dirs)
+        for d in sorted(dirs, key=lambda d: d.count("/"), reverse=True) + [folder]:
+            with missing_ok(f"deleting folder {d}"):
+                self.share.get_directory_client(d).delete_directory()
+            with self._lock:
+                self._dirs.discard(d)
+
+    def _walk_dirs(self, folder: str, out: list[str]) -> None:
+        for item in self.share.get_directory_client(folder).list_directories_and_files():
+            if item.get("is_directory"):
+                out.append(_join(folder, item["name"]))
+                self._walk_dirs(out[-1], out)
+
     def _ensure_dirs(self, folder: str) -> None:
         from azure.core.exceptions import ResourceExistsError
 

@@ -36,7 +36,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def request(self, rg: str) -> DeploymentRequest:
-        return DeploymentRequest(rg, self.template, dict(self.values))
+        return DeploymentRequest(rg, self.template, dict(self.values), app=self.survey.app)
 
     def shown_values(self) -> list[tuple[str, Any, str]]:
         """(parameter, value, where it came from) for the card; names as resolved in Azure."""
@@ -187,7 +187,7 @@ class Provisioner:
         token = deployment.resumable(self.state_file, plan.request(self.rg), continuation_token)
         changes: list[Change] = []
         if token is None:
-            if deployment.settle_earlier(self.session, self.rg, cancel=cancel_previous, operation=op, state_file=self.state_file):
+            if deployment.settle_earlier(self.session, self.rg, plan.request(self.rg).name, cancel=cancel_previous, operation=op, state_file=self.state_file):
                 plan = self.prepare(params, sources, ft, op)  # the earlier deployment changed what exists
             op.report(f"checking the GPU quota in {plan.values.get('location') or location}")
             self.check_gpu_quota(plan, plan.values.get("location") or location, params.maximumInstanceCount)
@@ -210,7 +210,7 @@ class Provisioner:
         except AzureError as e:
             if op.cancel_requested:
                 raise OperationCancelledError(
-                    f"provision cancelled through ARM (the deployment ended {deployment.state(self.session, self.rg)}); "
+                    f"provision cancelled through ARM (the deployment ended {deployment.state(self.session, self.rg, req.name)}); "
                     f"what it made before it stopped stays: run {command('provision')} again to finish, or "
                     f"{command('teardown')} to remove it") from e
             raise

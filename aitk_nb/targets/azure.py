@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Iterator
 
-from ..azure import deployment
+from ..azure import adopt, deployment
 from ..azure.app import ContainerApp
 from ..azure.files import AzureFilesRemote, share_client
 from ..azure.logs import MAX_TAIL
@@ -124,6 +124,20 @@ class AzureTarget:
     def api_key(self) -> str | None:
         return self.app.api_key()
 
+    # -- an app that runs another server (AI Toolkit's): adoption, aitk_nb/azure/adopt.py ---------
+    def other_server(self) -> str | None:
+        return adopt.other_server(self.app.get())
+
+    def old_layout(self) -> bool:
+        return adopt.old_layout(self.app.get())
+
+    def move_to_app_dir(self) -> str:
+        return adopt.move(self.session, self.resource_group, self.app.name)
+
+    def adopt(self, remote) -> str:
+        template = read_json(self.project.template_path, "the project needs infra/provision/inference.json")
+        return adopt.switch(self.session, self.resource_group, self.app.name, template, remote)
+
     # -- the app (what the endpoint object asks) -------------------------------------------------
     readiness = Readiness(timeout=DEFAULT_READY_TIMEOUT, health_every=2.0, state_every=10.0)
 
@@ -152,7 +166,7 @@ class AzureTarget:
         except NotProvisionedError:  # a hand-filled config without the share: the rest of the status still shows
             settings = None
         else:
-            settings, _ = deployed_settings(remote)
+            settings, _ = deployed_settings(remote, app.name)
         return Status(self.name, self.config.ACA_APP_ENDPOINT, app.name, state, None, settings,
                       str(revision.created_time) if revision.created_time else None, cost=self.cost())
 

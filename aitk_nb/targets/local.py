@@ -20,6 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
+from inference_app.contract import APP_NAME_ENV, LEGACY_CODE_DIR
+
 from ..arm import Template
 from ..config import InferenceConfig, Parameters, read_json, write_json_atomic
 from ..deploy_plan import deployed_settings
@@ -129,6 +131,17 @@ class LocalTarget:
         """The local replica gets AITK_API_KEY from the toolkit's own environment, if set."""
         return os.environ.get("AITK_API_KEY")
 
+    def other_server(self) -> str | None:
+        """The local replica runs the template's command: never another server to switch from."""
+        return None
+
+    def old_layout(self) -> bool:
+        record = self.record()
+        if record is not None and f"{record.mount_path}/{LEGACY_CODE_DIR}" in " ".join(record.command):
+            raise NotProvisionedError(f"the local app was provisioned for the old share layout ({LEGACY_CODE_DIR}/); run "
+                                      f"{command('provision --target local')} again to start it in its own folder, then deploy")
+        return False
+
     def remote(self) -> LocalFolderRemote:
         return LocalFolderRemote(Path(self.require_record().share))
 
@@ -176,6 +189,7 @@ class LocalTarget:
                             "to a Python that has it")
         env = {**os.environ, **record.env,
                "AITK_MOUNT_ROOT": record.share, "PORT": str(record.port), "HOST": HOST,
+               APP_NAME_ENV: record.name,  # as Container Apps sets it: the command finds the app's folder by it
                "AITK_PYTHON": python, "PYTHONUNBUFFERED": "1"}
         self.log.rotate()
         replica = ReplicaProcess.spawn(record.local_command(), cwd=record.share, env=env, log=self.log.path,
@@ -225,7 +239,7 @@ class LocalTarget:
         record = self.record()
         if record is None:
             return Status(self.name, None, None, "not provisioned")
-        settings, _ = deployed_settings(self.remote())
+        settings, _ = deployed_settings(self.remote(), record.name)
         replica = self.replica()
         code, health = self.health()
         if replica is None:

@@ -13,7 +13,7 @@
 
 @description('Shell commands joined with \'; \' that start the web API.')
 param defaultCommands array = [
-  'cd /mount/inference'
+  'cd /mount/aitk-nb/$CONTAINER_APP_NAME'
   'bash inference_app/start.sh'
 ]
 
@@ -30,7 +30,7 @@ param location string = resourceGroup().location
 @maxLength(24)
 param storageAccountName string = 'aitk${uniqueString(resourceGroup().id)}'
 
-@description('Azure Files share mounted at /mount: code in /mount/inference, adapters under /mount/models, base model under /mount/model-cache.')
+@description('Azure Files share mounted at /mount: each app\'s code and settings in /mount/aitk-nb/<app> (the container finds it by CONTAINER_APP_NAME, which Container Apps sets), adapters under /mount/models, base model under /mount/model-cache.')
 @minLength(3)
 @maxLength(63)
 param fileShareName string = 'aitk-inference'

@@ -9,10 +9,10 @@ import pytest
 import aitk_nb
 from aitk_nb.errors import AitkError
 from azure_helpers import config_of, share_matches
-from helpers import REPO
+from helpers import REPO, app_folder
 
 pytestmark = pytest.mark.timeout(300)
-DEPLOYMENT_PUT = r"/deployments/aitk-inference\?"
+DEPLOYMENT_PUT = r"/deployments/aitk-inference-[a-z0-9-]+\?"
 RG_AITK = r"(?i)/resourcegroups/rg-aitk(/|\?)"
 
 
@@ -54,7 +54,7 @@ def test_an_interrupted_deploy_rerun_ends_with_every_file_equal(azure, project, 
     with pytest.raises(AitkError, match=r"uploading model-cache/tiny-base/model\.safetensors"):
         aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
     stored = azure.state.files(config["STORAGE_ACCOUNT_NAME"], config["FILE_SHARE_NAME"])
-    assert "inference/settings.json" not in stored  # written last: never points at half-synced files
+    assert f"{app_folder(project)}/settings.json" not in stored  # written last: never points at half-synced files
     half = stored.get("model-cache/tiny-base/model.safetensors")
     assert half is not None and half != (model / "model.safetensors").read_bytes()  # the trap: right size, wrong bytes
 
@@ -63,7 +63,7 @@ def test_an_interrupted_deploy_rerun_ends_with_every_file_equal(azure, project, 
     result = aitk_nb.deploy([str(adapter)], str(model), project=project, progress=False)
     assert result.health["status"] == "ok"
     for dest, local in (("model-cache/tiny-base", model), ("models/my-adapter", adapter),
-                        ("inference/inference_app", REPO / "inference_app")):
+                        (f"{app_folder(project)}/inference_app", REPO / "inference_app")):
         share_matches(azure, config, dest, local)
     sent = azure.uploaded_bytes()
     size = (model / "model.safetensors").stat().st_size
@@ -221,7 +221,7 @@ def test_cancelling_a_provision_cancels_its_arm_deployment(azure, project):
                                         r"before it stopped stays"):
         op.result(timeout=120)
     assert op.status() == "Canceled"
-    assert statuses(azure, "POST", r"/deployments/aitk-inference/cancel\?") == [204]
+    assert statuses(azure, "POST", r"/deployments/aitk-inference-[a-z0-9-]+/cancel\?") == [204]
     assert not (project / "infra/inference.config.json").exists()
     assert not (project / ".aitk/azure/deployment.json").exists()  # ended: nothing to resume
     assert not azure.state.of_type("Microsoft.App/containerApps")  # the app comes last: never made

@@ -176,7 +176,7 @@ def test_the_provision_form_shows_the_finetunings_values_and_a_second_press_appl
     assert form.result.sources["acaEnvironmentName"].startswith("fine-tuning")
     app = azure.state.of_type("Microsoft.App/containerApps", ft.resource_group)[0]
 
-    form.fields["defaultCommands"].value = "cd /mount/inference\nbash inference_app/start.sh\necho changed"
+    form.fields["defaultCommands"].value = "cd /mount/aitk-nb/$CONTAINER_APP_NAME\nbash inference_app/start.sh\necho changed"
     form.provision_button.click()  # a change to the app that exists: shown, not applied
     form.runner.wait(240)
     assert isinstance(form.runner.last_error, ConfirmationError)

@@ -2,6 +2,7 @@
 what AI Toolkit's fine-tuning left (no template, no inference parameters) provisions the inference app
 with aitk-nb's packaged template and parameters, the fine-tuning's names as defaults, and says where each
 file and value came from; AI Toolkit's own inference parameters are refused before any request."""
+import json
 import pytest
 
 import aitk_nb
@@ -25,7 +26,12 @@ def test_only_the_finetuning_files_provision_with_the_packaged_template(azure, t
     assert done.sources["fileShareName"] == "fine-tuning (infra/finetuning.config.json FILE_SHARE_NAME)"
     assert f"template: {packaged.path(packaged.TEMPLATE)} (packaged default)" in done.notes
     assert f"parameters: {packaged.path(packaged.PARAMETERS)} (packaged default)" in done.notes
-    assert not (root / "infra/provision/inference.parameters.json").exists()  # nothing written but the config
+    # written besides the config: the packaged parameters with the app's resolved name, so a second
+    # project on the same fine-tuning's group is not the same app (issue 16, item 5)
+    written = json.loads((root / "infra/provision/inference.parameters.json").read_text())["parameters"]
+    packaged_values = json.loads(packaged.path(packaged.PARAMETERS).read_text())["parameters"]
+    app = json.loads((root / "infra/inference.config.json").read_text())["ACA_APP_NAME"]
+    assert written == {**packaged_values, "acaAppName": {"value": app}}
 
 
 def test_toolkit_parameters_are_refused_before_any_request(azure, tmp_path):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(300)
 RG = "rg-aitk"
 ACCOUNT = "aitkkeep01"
 THEIR_TAGS = {"team": "ml-platform", "cost-center": "4711", "owner": "someone@example.com"}
-DEPLOYMENT_PUT = r"/deployments/aitk-inference\?"
+DEPLOYMENT_PUT = r"/deployments/aitk-inference-[a-z0-9-]+\?"
 
 
 def provision(project, **kw):
@@ -195,7 +195,7 @@ def test_a_key_that_cannot_be_read_stops_provision_and_changes_nothing(azure, ro
     azure.deny("Microsoft.App/containerApps/listSecrets/action")
     azure.clear_requests()
     with pytest.raises(AitkError) as e:
-        provision(project, overrides={"defaultCommands": ["cd /mount/inference", "bash inference_app/start.sh --changed"]})
+        provision(project, overrides={"defaultCommands": ["cd /mount/aitk-nb/$CONTAINER_APP_NAME", "bash inference_app/start.sh --changed"]})
     message = str(e.value)
     assert "\n" not in message
     assert "Microsoft.App/containerApps/listSecrets/action" in message and "--rotate-key" in message
@@ -221,7 +221,7 @@ def test_rotate_key_gives_a_new_key_and_says_what_clients_must_update(azure, roo
 
 
 # -- asking before changing what exists --------------------------------------------------------------------
-CHANGED = ["cd /mount/inference", "bash inference_app/start.sh", "echo changed"]
+CHANGED = ["echo changed", "cd /mount/aitk-nb/$CONTAINER_APP_NAME", "bash inference_app/start.sh"]
 
 
 def app_args(double):
@@ -251,7 +251,7 @@ def test_a_plan_that_modifies_what_exists_is_asked_about(azure, roomy_quota, pro
     with pytest.raises(AitkError, match="pass --yes"):
         background.result()
     provision(project, yes=True)  # --yes: applied without a question
-    assert app_args(azure) == ["cd /mount/inference; bash inference_app/start.sh"]
+    assert app_args(azure) == ["cd /mount/aitk-nb/$CONTAINER_APP_NAME; bash inference_app/start.sh"]
 
 
 # -- an interrupted provision -------------------------------------------------------------------------------

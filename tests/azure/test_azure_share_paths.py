@@ -10,6 +10,7 @@ from openai import OpenAI
 import aitk_nb
 from azure_double.clients import share_client
 from azure_helpers import config_of
+from helpers import app_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -50,8 +51,9 @@ def test_share_paths_send_only_the_inference_app_and_the_adapter_answers(azure, 
     assert result.settings.base_model == f"model-cache/{MODEL_ID}" and result.settings.adapters == {"facts": ADAPTER}
     prefix = f"/{config['STORAGE_ACCOUNT_NAME']}/{config['FILE_SHARE_NAME']}/"
     written = {unquote(r.path.split("?")[0])[len(prefix):] for r in azure.requests if r.kind == "files" and r.method == "PUT"}
-    assert "inference/inference_app/__main__.py" in written  # files and folders created or written: only the app's
-    assert all(path == "inference" or path.startswith("inference/") for path in written), sorted(written)
+    mine = app_folder(project)
+    assert f"{mine}/inference_app/__main__.py" in written  # files and folders created or written: only the app's
+    assert all(path in ("aitk-nb", mine) or path.startswith(f"{mine}/") for path in written), sorted(written)
     code = sum(f.stat().st_size for f in Path(aitk_nb.__file__).parents[1].joinpath("inference_app").rglob("*")
                if f.is_file() and "__pycache__" not in f.parts)
     assert azure.uploaded_bytes() < code + 4096  # the code (and settings.json), not the 524 MB of model and adapter

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 
 import aitk_nb
 from azure_helpers import SUBSCRIPTION_OPTIONS, assert_no_secret, config_of, share_matches
-from helpers import REPO
+from helpers import REPO, app_folder
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,8 +49,8 @@ def test_magics_provision_deploy_status_logs_endpoint_teardown(azure, shell, pro
     assert deployed.variants == ["base", "my-adapter"]
     share_matches(azure, config, "models/my-adapter", adapter)
     share_matches(azure, config, "model-cache/tiny-base", model)
-    share_matches(azure, config, "inference/inference_app", REPO / "inference_app")
-    settings = json.loads(azure.state.files(config["STORAGE_ACCOUNT_NAME"], config["FILE_SHARE_NAME"])["inference/settings.json"])
+    share_matches(azure, config, f"{app_folder(project)}/inference_app", REPO / "inference_app")
+    settings = json.loads(azure.state.files(config["STORAGE_ACCOUNT_NAME"], config["FILE_SHARE_NAME"])[f"{app_folder(project)}/settings.json"])
     assert settings == {"base_model": "model-cache/tiny-base", "adapters": {"my-adapter": "models/my-adapter"}}
 
     azure.clear_requests()

@@ -502,6 +502,8 @@ class _Ingress(Hooks):
         if upstream:
             return self._proxy(upstream, req)
         route = req.path.rstrip("/") or "/"
+        if _runs(rev, "gradio_chat.py"):
+            return _gradio_chat(route, req)
         if route == "/health":
             return _json(200, {"status": "ok", "model": "stand-in", "adapters": [], "revision": rev.name})
         key = self._api_key(rev)
@@ -570,3 +572,20 @@ class _Ingress(Hooks):
 
 def _json(status: int, body) -> Response:
     return Response(status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+
+def _runs(rev: "Revision", program: str) -> bool:
+    """Whether the revision's container starts `program` (its command and args as the shell gets them)."""
+    return any(program in part for c in rev.template.get("containers") or [] for part in
+               [*(c.get("command") or []), *(c.get("args") or [])])
+
+
+def _gradio_chat(route: str, req: Request) -> Response:
+    """A stand-in for AI Toolkit's own server, gradio_chat.py (../shared/aitk-inference-example/README.md):
+    a Gradio UI at / and POST /v1/chat/completions, no authentication, and no /health."""
+    if route == "/":
+        return Response(200, {"Content-Type": "text/html"}, b"<html><body>Gradio: AI Toolkit chat</body></html>")
+    if route == "/v1/chat/completions" and req.method == "POST":
+        return _json(200, {"object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+                                                                      "message": {"role": "assistant", "content": "hello"}}]})
+    return _json(404, {"detail": "Not Found"})

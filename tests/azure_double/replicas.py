@@ -42,6 +42,9 @@ class ReplicaRunner:
         for e in container.get("env") or []:
             env[e["name"]] = secrets_.get(e["secretRef"], "") if "secretRef" in e else str(e.get("value", ""))
         port = _free_port()
+        # the variables Container Apps sets in every container ("Built-in environment variables")
+        env.update({"CONTAINER_APP_NAME": rec.name, "CONTAINER_APP_REVISION": rev.name,
+                    "CONTAINER_APP_REPLICA_NAME": f"{rev.name}-{rev.replica_suffix}"})
         env.update({"PORT": str(port), "HOST": "127.0.0.1", "AITK_PYTHON": self.python, "PYTHONUNBUFFERED": "1",
                     "AITK_MOUNT_ROOT": str(share_dir)})
         command = [c.replace(mount_path, str(share_dir)) for c in [*container.get("command", []), *container.get("args", [])]]

@@ -13,7 +13,7 @@ from openai import OpenAI
 
 import aitk_nb
 from aitk_nb import sync
-from helpers import REPO, free_port
+from helpers import REPO, app_folder, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -53,7 +53,7 @@ def test_deploy_serves_the_model_and_adapter_on_the_share_and_sends_neither(hand
     assert result.health["status"] == "ok" and result.variants == ["base", "adapter", "demo-facts"]
     assert result.settings.base_model == layout["model"]  # the base the adapter's config records, on the share
     assert result.settings.adapters == {"adapter": layout["adapter"], "demo-facts": layout["adapter"]}
-    assert writes and all(path.startswith("inference/") for path in writes), writes  # only the inference app
+    assert writes and all(path.startswith(f"{app_folder(root)}/") for path in writes), writes  # only the inference app
     assert f"served from the share, nothing sent: base model: {layout['model']}" in result.synced
     assert not list(root.parent.rglob("X"))  # the `touch X` in the folder's name never ran
     client = OpenAI(base_url=result.endpoint + "/v1", api_key="not-needed-locally")
@@ -65,12 +65,13 @@ def test_deploy_serves_the_model_and_adapter_on_the_share_and_sends_neither(hand
 
 def test_a_share_path_without_an_adapter_is_one_line_and_changes_nothing(handed_off, writes):
     root, layout = handed_off
-    settings = root / ".aitk/local/shares" / layout["share"] / "inference/settings.json"
+    share = root / ".aitk/local/shares" / layout["share"]
+    settings = share / app_folder(root) / "settings.json"
     before, pid = settings.read_bytes(), aitk_nb.endpoint(project=root).raw["replica"]["pid"]
     run = f"models/{layout['adapter'].split('/')[1]}"  # the run's folder: the adapter is one level down
     with pytest.raises(aitk_nb.AitkError) as e:
         aitk_nb.deploy([f"share:{run}"], project=root, progress=False)
-    assert str(e.value) == (f"--adapter share:{run}: no adapter_config.json at {settings.parents[1] / run}; "
+    assert str(e.value) == (f"--adapter share:{run}: no adapter_config.json at {share / run}; "
                             "pass a PEFT adapter folder (what `save_pretrained` of a PEFT model writes)")
     assert writes == [] and settings.read_bytes() == before
     assert aitk_nb.endpoint(project=root).raw["replica"]["pid"] == pid  # nothing restarted

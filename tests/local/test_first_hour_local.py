@@ -13,7 +13,8 @@ import pytest
 import aitk_nb
 from aitk_nb.cli import main
 from aitk_nb.errors import AitkError, ReplicaCrashedError, ReplicaOutdatedError
-from helpers import STANDIN, free_port
+from helpers import STANDIN, app_folder, free_port
+from inference_app.contract import start_commands
 
 STANDIN_COMMAND = 'STANDIN_DELAY=0 exec "$AITK_PYTHON" /mount/standin.py'
 
@@ -153,7 +154,7 @@ def test_the_command_suggested_for_a_finetuning_folder_works(local, capsys, tmp_
                         "demo-facts-run=share:models/demo-facts-run/adapter`, or send yours under another name") in err
     [(rc, out, err)] = run_suggested(capsys, err)
     assert rc == 0, err
-    settings = json.loads((share / "inference/settings.json").read_text())
+    settings = json.loads((share / app_folder(local) / "settings.json").read_text())
     assert settings["adapters"] == {"demo-facts-run": "models/demo-facts-run/adapter"}
     assert (run / "adapter/adapter_model.safetensors").read_bytes() == b"theirs"
 
@@ -218,7 +219,7 @@ def test_the_real_server_s_crash_on_a_garbage_adapter_is_reported_with_its_cause
     """The issue's case with the real server: the cause is above the /health polls and uvicorn's shutdown."""
     import shutil
 
-    provision(local, free_port(), "cd /mount/inference", "bash inference_app/start.sh")
+    provision(local, free_port(), *start_commands())
     bad = tmp_path / "bad"
     shutil.copytree(demo_assets.adapter, bad)
     (bad / "adapter_model.safetensors").write_bytes(b"\xff" * 4096)

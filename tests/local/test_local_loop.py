@@ -8,7 +8,7 @@ import pytest
 from openai import OpenAI
 
 import aitk_nb
-from helpers import free_port
+from helpers import app_folder, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -73,7 +73,7 @@ def test_a_redeploy_with_nothing_changed_uploads_nothing_and_keeps_the_replica(d
     pid = aitk_nb.endpoint(project=root).raw["replica"]["pid"]
     again = aitk_nb.deploy(project=root, progress=False)
     assert not again.changed and not again.restarted and again.health["status"] == "ok"
-    folders = [line for line in again.synced if line.startswith(("inference/inference_app", "models/", "model-cache/"))]
+    folders = [line for line in again.synced if line.startswith((f"{app_folder(root)}/inference_app", "models/", "model-cache/"))]
     assert folders and all(" 0 changed (0 B)" in line for line in folders), again.synced  # (the adapters stay: not re-sent)
     assert aitk_nb.endpoint(project=root).raw["replica"]["pid"] == pid
 

@@ -2,7 +2,7 @@
 teardown; one provision created (its marker inside) goes. No replica runs here."""
 import aitk_nb
 from aitk_nb.targets.local import OWNER_MARKER
-from helpers import free_port
+from helpers import app_folder, free_port
 
 
 def test_teardown_keeps_a_share_folder_that_existed_before_provision(project):
@@ -22,8 +22,8 @@ def test_teardown_keeps_a_share_folder_that_existed_before_provision(project):
     made = project / ".aitk/local/shares/made-here"
     aitk_nb.provision("local", project=project, port=free_port(), overrides={"fileShareName": "made-here"}, progress=False)
     assert (made / OWNER_MARKER).read_text().strip()  # the app's name
-    (made / "inference").mkdir()
-    (made / "inference" / "settings.json").write_text("{}")  # what deploy would put there
+    (made / app_folder(project)).mkdir(parents=True)
+    (made / app_folder(project) / "settings.json").write_text("{}")  # what deploy would put there
     aitk_nb.teardown(yes=True, project=project, show=None)
     assert not made.exists()
     assert (theirs / "notes.txt").exists()

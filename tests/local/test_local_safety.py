@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 
 import aitk_nb
 from aitk_nb.local.record import AppRecord
-from helpers import REPO, STANDIN, free_port
+from helpers import REPO, STANDIN, app_folder, free_port
 
 
 def usage_error(shell, line: str) -> str:
@@ -38,13 +38,13 @@ def test_a_project_folder_with_shell_characters_serves_and_runs_nothing_extra(tm
     root = tmp_path / folder
     shutil.copytree(REPO / "infra/provision", root / "infra/provision")
     monkeypatch.chdir(tmp_path)
-    share = provision(root, "cd /mount/inference", 'printf "%s\\n" "$PWD" > /mount/where.txt',
+    share = provision(root, "cd /mount/aitk-nb/$CONTAINER_APP_NAME", 'printf "%s\\n" "$PWD" > /mount/where.txt',
                       'STANDIN_DELAY=0 exec "$AITK_PYTHON" /mount/standin.py')
     (share / "standin.py").write_text(STANDIN)
     result = aitk_nb.deploy(model=str(model), project=root, progress=False)
     try:
         assert result.health["model"] == "standin"
-        assert (share / "where.txt").read_text() == f"{share / 'inference'}\n"
+        assert (share / "where.txt").read_text() == f"{share / app_folder(root)}\n"
         assert not [p for p in tmp_path.rglob("X")], "a command hidden in the folder name ran"
     finally:
         aitk_nb.teardown(yes=True, project=root)
@@ -113,7 +113,7 @@ def test_a_malformed_settings_file_on_the_share_is_named_on_status_and_deploy(sh
                                                                               content, problem):
     monkeypatch.chdir(project)
     share = provision(project)
-    settings = share / "inference/settings.json"
+    settings = share / app_folder(project) / "settings.json"
     settings.parent.mkdir(parents=True)
     settings.write_text(content)
     before = sorted(p.relative_to(share) for p in share.rglob("*"))
@@ -232,7 +232,7 @@ def test_deploy_never_writes_into_a_share_folder_it_did_not_make(shell, project,
         "there as it is: `%aitk deploy --adapter share:models/lora`, or send yours under another name "
         "(--adapter NAME=PATH)")
     assert {p.name: p.read_bytes() for p in theirs.iterdir()} == files
-    assert not (share / "inference/settings.json").exists()
+    assert not (share / app_folder(project) / "settings.json").exists()
     shell.run_line_magic("aitk", f"deploy --adapter mine={mine} --no-restart")  # under another name: sent
     assert (share / "models/mine/adapter_model.safetensors").read_bytes() == b"mine"
     assert {p.name: p.read_bytes() for p in theirs.iterdir()} == files

@@ -7,7 +7,7 @@ import pytest
 
 import aitk_nb
 from aitk_nb import sync
-from helpers import STANDIN, free_port
+from helpers import STANDIN, app_folder, free_port
 
 
 @pytest.fixture
@@ -41,14 +41,14 @@ def pid(project) -> int:
 def test_nothing_changed_sends_nothing_and_keeps_the_replica(deployed):
     project, share, _, written, first = deployed
     assert first.restarted and first.changed and first.health
-    before, stamp = pid(project), (share / "inference/settings.json").stat().st_mtime_ns
+    before, stamp = pid(project), (share / app_folder(project) / "settings.json").stat().st_mtime_ns
     written.clear()
     again = aitk_nb.deploy(project=project, progress=False)
     assert written == [] and not again.restarted and not again.changed and again.health
-    assert pid(project) == before and (share / "inference/settings.json").stat().st_mtime_ns == stamp
+    assert pid(project) == before and (share / app_folder(project) / "settings.json").stat().st_mtime_ns == stamp
     assert again.state == ("nothing changed since the last deploy: nothing sent, not restarted "
                            "(--restart restarts it); ready")
-    assert ("synced", "inference/settings.json: unchanged") in again.card().rows
+    assert ("synced", f"{app_folder(project)}/settings.json: unchanged") in again.card().rows
     forced = aitk_nb.deploy(project=project, restart=True, progress=False)
     assert written == [] and forced.restarted and pid(project) != before and forced.state == "ready"
 
@@ -59,13 +59,13 @@ def test_a_change_restarts_and_a_deploy_without_restart_leaves_the_next_one_to_r
     written.clear()
     (adapter / "adapter_model.safetensors").write_bytes(b"retrained")
     staged = aitk_nb.deploy(project=project, restart=False, adapters=[str(adapter)], progress=False)
-    assert written == ["models/lora/adapter_model.safetensors", "inference/.aitk-restart-pending"]
+    assert written == ["models/lora/adapter_model.safetensors", f"{app_folder(project)}/.aitk-restart-pending"]
     assert not staged.restarted and pid(project) == before
     assert staged.state == "files synced, not restarted (--no-restart); the next deploy restarts it"
     written.clear()
     live = aitk_nb.deploy(project=project, progress=False)  # nothing new to send, but the staged change goes live
     assert written == [] and live.restarted and pid(project) != before
-    assert not (share / "inference/.aitk-restart-pending").exists()
+    assert not (share / app_folder(project) / ".aitk-restart-pending").exists()
     after = pid(project)
     assert not aitk_nb.deploy(project=project, progress=False).restarted and pid(project) == after
 

@@ -41,7 +41,7 @@ def test_the_form_has_a_field_for_every_parameter(form):
     from dataclasses import fields
 
     assert list(form.fields) == [f.name for f in fields(Parameters) if f.name != "extra"]
-    assert form.fields["defaultCommands"].value == "cd /mount/inference\nbash inference_app/start.sh"
+    assert form.fields["defaultCommands"].value == "cd /mount/aitk-nb/$CONTAINER_APP_NAME\nbash inference_app/start.sh"
     assert form.fields["maximumInstanceCount"].value == 1
     assert form.fields["storageAccountName"].value == ""  # null: the template's default
     assert "lowercase letters and digits" in form.fields["storageAccountName"].tooltip  # the template's description

@@ -55,3 +55,14 @@ def test_config_round_trip_and_errors(tmp_path):
     # a hand-filled AI Toolkit file has no TARGET: it describes Azure resources
     path.write_text(json.dumps({"ACA_APP_ENDPOINT": "https://x"}))
     assert InferenceConfig.load(path).TARGET == "azure"
+
+
+@pytest.mark.parametrize("written, read", [
+    ("aiacaapp.wittyfield-1a2b3c4d.westus3.azurecontainerapps.io", "https://aiacaapp.wittyfield-1a2b3c4d.westus3.azurecontainerapps.io"),
+    ("https://app.example.io", "https://app.example.io"), ("http://127.0.0.1:7860", "http://127.0.0.1:7860"), (None, None)])
+def test_a_bare_host_endpoint_as_ai_toolkit_writes_it_is_read_as_https(tmp_path, written, read):
+    path = tmp_path / "inference.config.json"
+    path.write_text(json.dumps({"SUBSCRIPTION_ID": "s", "RESOURCE_GROUP_NAME": "rg", "STORAGE_ACCOUNT_NAME": "a",
+                                "FILE_SHARE_NAME": "f", "ACA_APP_NAME": "app", "ACA_APP_ENDPOINT": written}))
+    cfg = InferenceConfig.load(path)
+    assert cfg.TARGET == "azure" and cfg.ACA_APP_ENDPOINT == read

@@ -38,9 +38,9 @@ def model_and_adapters(root, *names):
     return model, adapters
 
 
-def read_back(share):
+def read_back(share, app):
     env = {k: v for k, v in os.environ.items() if k not in ("AITK_SETTINGS", "AITK_BASE_MODEL", "AITK_MERGE_ADAPTER")}
-    out = subprocess.run([sys.executable, "-c", READ_BACK], cwd=share / contract.CODE_DIR, check=True, text=True,
+    out = subprocess.run([sys.executable, "-c", READ_BACK], cwd=share / contract.app_dir(app), check=True, text=True,
                          capture_output=True, env={**env, "AITK_MOUNT_ROOT": str(share)}).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -53,9 +53,10 @@ def test_what_deploy_writes_is_what_the_deployed_server_reads(project, tmp_path,
                             merge_adapter=merge)
     share = next((project / ".aitk/local/shares").iterdir())
 
-    seen = read_back(share)
-    assert seen["package"] == str(share / contract.CODE_DEST / "__init__.py")  # the deployed copy, not ours
-    assert seen["settings_path"] == str(share / contract.SETTINGS_PATH)  # found beside the package, no env var
+    app = json.loads((project / "infra/inference.config.json").read_text())["ACA_APP_NAME"]
+    seen = read_back(share, app)
+    assert seen["package"] == str(share / contract.code_dest(app) / "__init__.py")  # the deployed copy, not ours
+    assert seen["settings_path"] == str(share / contract.settings_path(app))  # found beside the package, no env var
     assert seen["base_model"] == str(share / contract.MODEL_DIR / "tiny-base") and seen["base_is_local"]
     assert seen["adapters"] == {n: str(share / contract.ADAPTER_DIR / n) for n in names}
     assert seen["merge_adapter"] is merge

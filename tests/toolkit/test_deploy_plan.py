@@ -18,7 +18,7 @@ def share(tmp_path) -> LocalFolderRemote:
 
 
 def plan(project, share, adapters=(), model=None, previous=None, **kw):
-    return plan_deploy(Project(project), previous or DeployedSettings(), list(adapters), model, remote=share, **kw)
+    return plan_deploy(Project(project), previous or DeployedSettings(), list(adapters), model, remote=share, app="app-1", **kw)
 
 
 def adapter_folder(root: Path, name: str, base: str | None = "org/base", weights: bool = True) -> Path:
@@ -90,7 +90,7 @@ def test_share_folders_are_served_in_place_and_nothing_of_them_is_sent(project, 
     p = plan(project, share, ["share:models/run-7/checkpoint-20/adapter", "facts=share:/mount/models/run-7/checkpoint-20/adapter/"])
     assert p.settings.base_model == "model-cache/org/tiny"  # as the job in /mount recorded it
     assert p.settings.adapters == {"adapter": "models/run-7/checkpoint-20/adapter", "facts": "models/run-7/checkpoint-20/adapter"}
-    assert [u.dest for u in p.uploads] == ["inference/inference_app"]  # only the code
+    assert [u.dest for u in p.uploads] == ["aitk-nb/app-1/inference_app"]  # only the code
     assert p.on_share == ["adapter adapter: models/run-7/checkpoint-20/adapter", "adapter facts: models/run-7/checkpoint-20/adapter",
                           "base model: model-cache/org/tiny"]
 

@@ -15,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import aitk_nb
 from aitk_nb.errors import OperationCancelledError
 from aitk_nb.operations import Operation, OperationStatus
-from helpers import free_port
+from helpers import app_folder, free_port
 
 
 def test_the_poller_shape():
@@ -105,7 +105,7 @@ def test_a_cancelled_deploy_stops_between_files_and_a_rerun_finishes(project, tm
         op.result(timeout=120)
     assert op.status() == "Canceled"
     share = next((project / ".aitk/local/shares").iterdir())
-    assert not (share / "inference/settings.json").exists()  # still names what was there before: nothing
+    assert not (share / app_folder(project) / "settings.json").exists()  # still names what was there before: nothing
     sent = sorted((share / "model-cache/many-files-model").glob("shard-*.bin"))
     assert 0 < len(sent) < 40, "the cancel did not stop between files"
     for f in sent:  # never half a file
@@ -114,7 +114,7 @@ def test_a_cancelled_deploy_stops_between_files_and_a_rerun_finishes(project, tm
     result = aitk_nb.begin_deploy(model=str(model), project=project, restart=False, progress=False).result()
     assert len(list((share / "model-cache/many-files-model").glob("shard-*.bin"))) == 40
     assert f"{40 - len(sent) + 1} changed" in next(s for s in result.synced if s.startswith("model-cache"))
-    assert json.loads((share / "inference/settings.json").read_text())["base_model"] == "model-cache/many-files-model"
+    assert json.loads((share / app_folder(project) / "settings.json").read_text())["base_model"] == "model-cache/many-files-model"
 
 
 def test_bad_input_is_refused_before_anything_starts(project):

@@ -13,6 +13,7 @@ from aitk_nb.cli import main
 from aitk_nb.errors import ConfigError, ConfirmationError
 from aitk_nb.scaffold import init
 from aitk_nb.verbs import provision
+from inference_app.contract import start_commands
 
 SHARED = Path("/work/shared")
 FINETUNING_EXAMPLE = SHARED / "aitk-finetuning-example"
@@ -149,8 +150,7 @@ def test_toolkit_parameters_are_refused_before_anything_is_made(tmp_path, monkey
         shell.run_line_magic("aitk", "provision --target local")
     assert snapshot(root) == before and not (root / ".aitk").exists()
     # commands given for this run instead of the file's are what is checked
-    assert provision("local", progress=False, overrides={"defaultCommands": ["cd /mount/inference",
-                                                                             "bash inference_app/start.sh"]})
+    assert provision("local", progress=False, overrides={"defaultCommands": start_commands()})
 
 
 def test_cli_names_the_migration_command(tmp_path, monkeypatch, capsys):
@@ -247,12 +247,11 @@ def test_the_provision_form_in_an_empty_folder(empty):
     from helpers import free_port
 
     form = ProvisionForm(port=free_port())  # reads the packaged defaults
-    assert form.fields["defaultCommands"].value == "cd /mount/inference\nbash inference_app/start.sh"
+    assert form.fields["defaultCommands"].value == "\n".join(start_commands())
     assert "(the packaged defaults until saved)" in form.widget.children[0].value
     form.provision_button.click()
     form.runner.wait(60)
     assert (empty / "infra/inference.config.json").exists() and not (empty / PARAMETERS).exists()
     assert "(packaged default)" in "\n".join(form.result.notes)
     form.save()  # Save writes the project's own file, never the packaged one
-    assert json.loads((empty / PARAMETERS).read_text())["parameters"]["defaultCommands"]["value"] == [
-        "cd /mount/inference", "bash inference_app/start.sh"]
+    assert json.loads((empty / PARAMETERS).read_text())["parameters"]["defaultCommands"]["value"] == start_commands()

@@ -20,6 +20,10 @@ layer then does at most:
 The masks depend only on the batch's adapters and on which adapters a layer holds, so they are
 built once per step per distinct layout (usually one), not once per layer.
 
+On a CPU with oneDNN, a forward of 3 or more rows takes the packed weights of ``PackedLora``
+instead (issue 17): a batch on one adapter multiplies by that adapter merged into the base weight
+(the base model's single product), a mix by ``[W; A]`` packed together, then the masked ``B``.
+
 Adapters PEFT implements with extra machinery (DoRA and the other ``lora_variant`` kinds, a bias on
 ``B``, LoRA on embeddings or convolutions, ``modules_to_save``) are not covered:
 ``MultiLora.unsupported`` says why, and the engine keeps PEFT's ``adapter_names`` path for them.
@@ -32,6 +36,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .packed import can_pack, pack_weight, packed_linear, use_packed
 
 
 class AdapterRows:
@@ -79,19 +85,57 @@ class MultiLoraLinear(nn.Module):
         # contiguous weights for a batch on one adapter (a few MB per adapter on the demo model).
         self.column_slots = torch.cat([torch.full((adapters[s][0].shape[0],), s) for s in order]).to(device)
         self.per_adapter = {s: (a.to(device, dtype).contiguous(), b.to(device, dtype).contiguous()) for s, (a, b) in adapters.items()}
+        self.in_features = base.weight.shape[1]
+        self.packed = PackedLora(base.weight, base.bias, self.A, self.per_adapter) if can_pack(base.weight) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base_layer(x)
         rows = self.rows
         if not rows.active:
-            return out
+            return self.base_layer(x)
+        packed = self.packed if self.packed is not None and use_packed(x, self.in_features) else None
         if rows.single is not None:
+            if packed is not None:  # the adapter merged into the base weight: the base model's cost
+                merged = packed.merged.get(rows.single)
+                return packed_linear(x, merged, packed.bias) if merged is not None else self.base_layer(x)
             weights = self.per_adapter.get(rows.single)
             if weights is None:  # this adapter does not touch this layer
-                return out
-            return out.add_(F.linear(F.linear(x, weights[0]), weights[1]))
-        h = F.linear(x, self.A).mul_(rows.mask(self.layout, self.column_slots, x.dtype))
-        return out.add_(F.linear(h, self.B))
+                return self.base_layer(x)
+            return self.base_layer(x).add_(F.linear(F.linear(x, weights[0]), weights[1]))
+        mask = rows.mask(self.layout, self.column_slots, x.dtype)
+        if packed is not None:  # base output and every adapter's A projection from one packed product
+            y = packed_linear(x, packed.fused, packed.fused_bias)
+            return F.linear(y[..., packed.out_features:] * mask, self.B).add_(y[..., :packed.out_features])
+        h = F.linear(x, self.A).mul_(mask)
+        return self.base_layer(x).add_(F.linear(h, self.B))
+
+
+class PackedLora:
+    """One layer's weights packed for oneDNN (``packed.py``), used when a forward has 3 or more rows.
+
+    Measured on the decode step of the demo model at batch 8 (issue 17): every extra small operation
+    per LoRA layer costs far more than its arithmetic on a shared 2-core CPU, as each one starts the
+    OpenMP threads again, and a LoRA layer's two small products (``x @ A.T`` then ``@ B.T``) made
+    adapter rows a third slower than base rows. So:
+
+    * ``merged[slot]``: ``W + B @ A`` of one adapter (scaling folded in), for a forward whose rows all
+      use that adapter: the same single product as the base model. One copy of the layer's weight per
+      adapter (about 100 MB per adapter on q, k, v, o of the demo model).
+    * ``fused``: ``[W; A of every adapter]``, for a mixed forward: one product gives the base output and
+      every adapter's rank columns; only the masked ``@ B.T`` remains.
+
+    The base weight itself stays as it is (a mix never changes a base row's product beyond float
+    rounding, and a base-only forward never reads these). Built from the layer's current adapters, so
+    rebuilding the stack after an adapter change rebuilds these too (a few milliseconds per layer).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, A: torch.Tensor,
+                 per_adapter: dict[int, tuple[torch.Tensor, torch.Tensor]]):
+        weight = weight.detach()
+        self.out_features = weight.shape[0]
+        self.bias = bias
+        self.fused = pack_weight(torch.cat([weight, A.detach()]))
+        self.fused_bias = None if bias is None else torch.cat([bias.detach(), bias.new_zeros(A.shape[0])])
+        self.merged = {s: pack_weight(torch.addmm(weight, b, a)) for s, (a, b) in per_adapter.items()}
 
 
 class MultiLora:
@@ -156,4 +200,4 @@ def peft_adapter_names(adapters: Sequence[str]) -> dict:
     return {"adapter_names": list(adapters)}
 
 
-__all__ = ["AdapterRows", "MultiLora", "MultiLoraLinear", "peft_adapter_names"]
+__all__ = ["AdapterRows", "MultiLora", "MultiLoraLinear", "PackedLora", "peft_adapter_names"]

@@ -94,13 +94,14 @@ class MultiLoraLinear(nn.Module):
             return self.base_layer(x)
         packed = self.packed if self.packed is not None and use_packed(x, self.in_features) else None
         if rows.single is not None:
-            if packed is not None:  # the adapter merged into the base weight: the base model's cost
-                merged = packed.merged.get(rows.single)
-                return packed_linear(x, merged, packed.bias) if merged is not None else self.base_layer(x)
-            weights = self.per_adapter.get(rows.single)
-            if weights is None:  # this adapter does not touch this layer
+            if rows.single not in self.per_adapter:  # this adapter does not touch this layer
                 return self.base_layer(x)
-            return self.base_layer(x).add_(F.linear(F.linear(x, weights[0]), weights[1]))
+            if packed is not None:  # the adapter merged into the base weight: the base model's cost
+                return packed_linear(x, packed.merged[rows.single], packed.bias)
+            if self.packed is not None:  # the same, for one or two rows
+                return F.linear(x, self.packed.merged_plain[rows.single], self.packed.bias)
+            a, b = self.per_adapter[rows.single]
+            return self.base_layer(x).add_(F.linear(F.linear(x, a), b))
         mask = rows.mask(self.layout, self.column_slots, x.dtype)
         if packed is not None:  # base output and every adapter's A projection from one packed product
             y = packed_linear(x, packed.fused, packed.fused_bias)
@@ -110,7 +111,7 @@ class MultiLoraLinear(nn.Module):
 
 
 class PackedLora:
-    """One layer's weights packed for oneDNN (``packed.py``), used when a forward has 3 or more rows.
+    """One layer's adapters merged into its weight, and packed for oneDNN (``packed.py``) for 3 or more rows.
 
     Measured on the decode step of the demo model at batch 8 (issue 17): every extra small operation
     per LoRA layer costs far more than its arithmetic on a shared 2-core CPU, as each one starts the
@@ -118,14 +119,17 @@ class PackedLora:
     adapter rows a third slower than base rows. So:
 
     * ``merged[slot]``: ``W + B @ A`` of one adapter (scaling folded in), for a forward whose rows all
-      use that adapter: the same single product as the base model. One copy of the layer's weight per
-      adapter (about 100 MB per adapter on q, k, v, o of the demo model).
+      use that adapter: the same single product as the base model. Kept packed, and as is
+      (``merged_plain``) for one or two rows, where MKL's own path is the faster (``packed.py``): two
+      copies of the layer's weight per adapter (about 2 x 106 MB per adapter on q, k, v, o of the demo
+      model).
     * ``fused``: ``[W; A of every adapter]``, for a mixed forward: one product gives the base output and
       every adapter's rank columns; only the masked ``@ B.T`` remains.
 
     The base weight itself stays as it is (a mix never changes a base row's product beyond float
     rounding, and a base-only forward never reads these). Built from the layer's current adapters, so
-    rebuilding the stack after an adapter change rebuilds these too (a few milliseconds per layer).
+    rebuilding the stack after an adapter change rebuilds these too: one reorder and one product per
+    adapter and layer (the demo model with two adapters: 5-16 s on the shared 2-core CPU at load 7).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, A: torch.Tensor,
@@ -135,7 +139,8 @@ class PackedLora:
         self.bias = bias
         self.fused = pack_weight(torch.cat([weight, A.detach()]))
         self.fused_bias = None if bias is None else torch.cat([bias.detach(), bias.new_zeros(A.shape[0])])
-        self.merged = {s: pack_weight(torch.addmm(weight, b, a)) for s, (a, b) in per_adapter.items()}
+        self.merged_plain = {s: torch.addmm(weight, b, a) for s, (a, b) in per_adapter.items()}
+        self.merged = {s: pack_weight(w) for s, w in self.merged_plain.items()}
 
 
 class MultiLora:

@@ -2,7 +2,7 @@
 its real ``demo-facts`` adapter, the server's model (``MultiLora`` then ``pack_linears``, as the engine
 builds it) decodes the greedy tokens PEFT's own ``adapter_names`` gives, for batches of one adapter,
 of base and adapter, and of two adapters and base; and a batch on one adapter costs the base model's
-products, a mixed batch one more small product per LoRA layer."""
+products (one row or eight), a mixed batch one more small product per LoRA layer."""
 
 from __future__ import annotations
 
@@ -77,20 +77,27 @@ def test_packed_stacked_lora_decodes_pefts_greedy_tokens(models, second_adapter,
     assert not torch.equal(base_tokens, want_tokens), "the adapters change nothing here, so the equality says nothing"
 
 
-def products(model, extra) -> int:
-    """How many matrix products one decode-shaped forward (8 rows, one token each) runs."""
-    ids = torch.randint(100, 5000, (8, 1))
+def products(model, extra, rows: int) -> int:
+    """How many matrix products one decode-shaped forward (``rows`` rows, one token each) runs."""
+    ids = torch.randint(100, 5000, (rows, 1))
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
         model(input_ids=ids, **extra)
     return sum(e.count for e in prof.key_averages() if e.key in PRODUCTS)
 
 
-def test_batch_on_one_adapter_costs_the_base_products_and_a_mix_one_more_per_lora_layer(models, second_adapter):
+@pytest.mark.parametrize("rows", [8, 1])  # 8: the packed products; 1: MKL's own (concurrency 1)
+def test_batch_on_one_adapter_costs_the_base_products(models, second_adapter, rows):
+    _, stacked, _ = models
+    base = products(stacked.model, stacked([PEFT_BASE] * rows), rows)
+    # the adapter's weights merged into a copy of the base weight: one product per layer, as the base
+    assert products(stacked.model, stacked([DEMO] * rows), rows) == base
+    assert products(stacked.model, stacked([second_adapter[0]] * rows), rows) == base
+
+
+def test_mixed_batch_costs_one_more_product_per_lora_layer(models, second_adapter):
     _, stacked, _ = models
     layers = sum(isinstance(m, MultiLoraLinear) for m in stacked.model.modules())
-    base = products(stacked.model, stacked([PEFT_BASE] * 8))
-    assert products(stacked.model, stacked([DEMO] * 8)) == base  # its weights merged into the packed base weight
-    assert products(stacked.model, stacked([second_adapter[0]] * 8)) == base
-    # A mix: the base output and every adapter's A from one packed product, then the masked B.
-    assert products(stacked.model, stacked([PEFT_BASE, DEMO] * 4)) == base + layers
-    assert products(stacked.model, stacked([PEFT_BASE, DEMO, second_adapter[0], DEMO] * 2)) == base + layers
+    base = products(stacked.model, stacked([PEFT_BASE] * 8), 8)
+    # The base output and every adapter's A from one packed product, then the masked B.
+    assert products(stacked.model, stacked([PEFT_BASE, DEMO] * 4), 8) == base + layers
+    assert products(stacked.model, stacked([PEFT_BASE, DEMO, second_adapter[0], DEMO] * 2), 8) == base + layers

@@ -20,6 +20,10 @@ layer then does at most:
 The masks depend only on the batch's adapters and on which adapters a layer holds, so they are
 built once per step per distinct layout (usually one), not once per layer.
 
+On a CPU with oneDNN, a forward of 3 or more rows takes the packed weights of ``PackedLora``
+instead (issue 17): a batch on one adapter multiplies by that adapter merged into the base weight
+(the base model's single product), a mix by ``[W; A]`` packed together, then the masked ``B``.
+
 Adapters PEFT implements with extra machinery (DoRA and the other ``lora_variant`` kinds, a bias on
 ``B``, LoRA on embeddings or convolutions, ``modules_to_save``) are not covered:
 ``MultiLora.unsupported`` says why, and the engine keeps PEFT's ``adapter_names`` path for them.
@@ -32,6 +36,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .packed import can_pack, pack_weight, packed_linear, use_packed
 
 
 class AdapterRows:
@@ -79,19 +85,62 @@ class MultiLoraLinear(nn.Module):
         # contiguous weights for a batch on one adapter (a few MB per adapter on the demo model).
         self.column_slots = torch.cat([torch.full((adapters[s][0].shape[0],), s) for s in order]).to(device)
         self.per_adapter = {s: (a.to(device, dtype).contiguous(), b.to(device, dtype).contiguous()) for s, (a, b) in adapters.items()}
+        self.in_features = base.weight.shape[1]
+        self.packed = PackedLora(base.weight, base.bias, self.A, self.per_adapter) if can_pack(base.weight) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base_layer(x)
         rows = self.rows
         if not rows.active:
-            return out
+            return self.base_layer(x)
+        packed = self.packed if self.packed is not None and use_packed(x, self.in_features) else None
         if rows.single is not None:
-            weights = self.per_adapter.get(rows.single)
-            if weights is None:  # this adapter does not touch this layer
-                return out
-            return out.add_(F.linear(F.linear(x, weights[0]), weights[1]))
-        h = F.linear(x, self.A).mul_(rows.mask(self.layout, self.column_slots, x.dtype))
-        return out.add_(F.linear(h, self.B))
+            if rows.single not in self.per_adapter:  # this adapter does not touch this layer
+                return self.base_layer(x)
+            if packed is not None:  # the adapter merged into the base weight: the base model's cost
+                return packed_linear(x, packed.merged[rows.single], packed.bias)
+            if self.packed is not None:  # the same, for one or two rows
+                return F.linear(x, self.packed.merged_plain[rows.single], self.packed.bias)
+            a, b = self.per_adapter[rows.single]
+            return self.base_layer(x).add_(F.linear(F.linear(x, a), b))
+        mask = rows.mask(self.layout, self.column_slots, x.dtype)
+        if packed is not None:  # base output and every adapter's A projection from one packed product
+            y = packed_linear(x, packed.fused, packed.fused_bias)
+            return F.linear(y[..., packed.out_features:] * mask, self.B).add_(y[..., :packed.out_features])
+        h = F.linear(x, self.A).mul_(mask)
+        return self.base_layer(x).add_(F.linear(h, self.B))
+
+
+class PackedLora:
+    """One layer's adapters merged into its weight, and packed for oneDNN (``packed.py``) for 3 or more rows.
+
+    Measured on the decode step of the demo model at batch 8 (issue 17): every extra small operation
+    per LoRA layer costs far more than its arithmetic on a shared 2-core CPU, as each one starts the
+    OpenMP threads again, and a LoRA layer's two small products (``x @ A.T`` then ``@ B.T``) made
+    adapter rows a third slower than base rows. So:
+
+    * ``merged[slot]``: ``W + B @ A`` of one adapter (scaling folded in), for a forward whose rows all
+      use that adapter: the same single product as the base model. Kept packed, and as is
+      (``merged_plain``) for one or two rows, where MKL's own path is the faster (``packed.py``): two
+      copies of the layer's weight per adapter (about 2 x 106 MB per adapter on q, k, v, o of the demo
+      model).
+    * ``fused``: ``[W; A of every adapter]``, for a mixed forward: one product gives the base output and
+      every adapter's rank columns; only the masked ``@ B.T`` remains.
+
+    The base weight itself stays as it is (a mix never changes a base row's product beyond float
+    rounding, and a base-only forward never reads these). Built from the layer's current adapters, so
+    rebuilding the stack after an adapter change rebuilds these too: one reorder and one product per
+    adapter and layer (the demo model with two adapters: 5-16 s on the shared 2-core CPU at load 7).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, A: torch.Tensor,
+                 per_adapter: dict[int, tuple[torch.Tensor, torch.Tensor]]):
+        weight = weight.detach()
+        self.out_features = weight.shape[0]
+        self.bias = bias
+        self.fused = pack_weight(torch.cat([weight, A.detach()]))
+        self.fused_bias = None if bias is None else torch.cat([bias.detach(), bias.new_zeros(A.shape[0])])
+        self.merged_plain = {s: torch.addmm(weight, b, a) for s, (a, b) in per_adapter.items()}
+        self.merged = {s: pack_weight(w) for s, w in self.merged_plain.items()}
 
 
 class MultiLora:
@@ -156,4 +205,4 @@ def peft_adapter_names(adapters: Sequence[str]) -> dict:
     return {"adapter_names": list(adapters)}
 
 
-__all__ = ["AdapterRows", "MultiLora", "MultiLoraLinear", "peft_adapter_names"]
+__all__ = ["AdapterRows", "MultiLora", "MultiLoraLinear", "PackedLora", "peft_adapter_names"]

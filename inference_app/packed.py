@@ -34,6 +34,26 @@ log = logging.getLogger("inference_app")
 PACKED_FROM_ROWS = 3  # below it, MKL's matrix-vector path is faster (see above)
 
 
+def can_pack(weight: torch.Tensor) -> bool:
+    """Whether ``pack_weight`` applies: a float32 CPU weight and a torch with oneDNN."""
+    return weight.device.type == "cpu" and weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` (``[out, in]``) laid out once in oneDNN's blocked format, for ``packed_linear``."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
+
+
+def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` by the weight ``pack_weight`` made."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [None], "")
+
+
+def use_packed(x: torch.Tensor, in_features: int) -> bool:
+    """Enough rows in ``x`` for the packed weight to beat MKL's own path (see above)."""
+    return x.numel() >= PACKED_FROM_ROWS * in_features
+
+
 class PackedLinear(nn.Module):
     """``Linear`` that multiplies 3 or more rows by its weight packed once for oneDNN; same result up
     to float rounding."""
@@ -42,12 +62,12 @@ class PackedLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight, self.bias = linear.weight, linear.bias
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
+        self.packed = pack_weight(linear.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() < PACKED_FROM_ROWS * self.in_features:
+        if not use_packed(x, self.in_features):
             return F.linear(x, self.weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [None], "")
+        return packed_linear(x, self.packed, self.bias)
 
 
 def _can_pack(module: nn.Module) -> bool:

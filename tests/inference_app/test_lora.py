@@ -55,7 +55,10 @@ def test_stacked_logits_equal_peft_per_row_for_every_mix(peft_model, adapter_nam
             want = peft_model(input_ids=ids, attention_mask=mask, adapter_names=mix).logits
             got = stacked.model(input_ids=ids, attention_mask=mask, **stacked(mix)).logits
             # Float noise only: PEFT's own batched logits differ from its one-row logits by ~1e-3 here.
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=5e-4, msg=f"mix {mix}")
+            # Padding positions attend to nothing: their logits are noise the scheduler never reads
+            # (the packed products round differently there by ~3e-3), so only real tokens are compared.
+            real = mask.bool()
+            torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=5e-4, msg=f"mix {mix}")
         # Each variant really changes the numbers, so the equality above means something.
         outs = {}
         for name in (PEFT_BASE, adapter_name, other):

@@ -15,6 +15,7 @@ the local target), so one file works in both.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,12 @@ def served_variants(adapters: Sequence[str], merge_adapter: bool) -> list[str]:
     if merge_adapter and adapters:
         return adapters[:1]
     return [BASE, *adapters]
+
+
+def settings_digest(data: bytes) -> str:
+    """What ``/health`` reports as ``settings_hash``: the settings file's content, hashed (deploy computes the
+    same from the bytes it wrote, and waits until the server reports it)."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def reserved_name_problem(name: str, base_model_id: str | None = None) -> str | None:

@@ -17,6 +17,8 @@ from .invocation import command
 from .operations import Operation
 from .project import Project, find_project
 from .results import Card, DeployResult, ProvisionResult, Status, TeardownPlan
+from .running_app import (CONSISTENT_ANSWERS, LIVE_TIMEOUT, adapter_versions, live_capable, restart_reasons,
+                          wait_served)
 from .targets import get_target
 
 
@@ -157,19 +159,29 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
                 print("\n".join(p.lines()), flush=True)
         synced += [f"served from the share, nothing sent: {where}" for where in plan.on_share]
         op.checkpoint(_stopped("syncing"))
+        plan.settings.adapter_versions = adapter_versions(remote, plan.settings)
         new_settings = plan.settings.dumps()
         changed = new_settings != previous_bytes or any(p.changes for p in plans)
+        # an adapter-only change is applied by the running server itself (issue 17); anything else restarts
+        reasons = restart_reasons(previous, plan.settings, plans) if changed else []
+        app = _endpoint(proj, cfg, tgt)
+        live = changed and not reasons and serving and restart is None and not remote.exists(RESTART_PENDING)
+        if live and not live_capable(app.fetch()):
+            live, reasons = False, ["the running server does not apply adapter changes itself (no settings_hash in "
+                                    "its /health: an older inference_app or another server)"]
         if new_settings != previous_bytes:  # written last: the app never points at files that are not fully synced
             remote.write_bytes(SETTINGS_PATH, new_settings)
         synced.append(f"{SETTINGS_PATH}: {'written' if new_settings != previous_bytes else 'unchanged'}")
-        app = _endpoint(proj, cfg, tgt)
         # the replica runs what was there before this deploy until it restarts: said on the share (for the
         # next deploy, a teammate's too) until it has, so a stop here or --no-restart is not forgotten
-        pending = changed or remote.exists(RESTART_PENDING)
-        if changed:
+        pending = (changed and not live) or remote.exists(RESTART_PENDING)
+        if changed and not live:
             remote.write_bytes(RESTART_PENDING, b"synced by a deploy that has not restarted the replica yet\n")
         restarting = restart if restart is not None else (pending or not serving)
-        health = None
+        if restarting and not reasons:
+            reasons = ["--restart" if restart else "no replica was running" if not serving
+                       else "an earlier deploy synced changes without restarting"]
+        health, served = None, None
         if restarting:
             op.checkpoint(_stopped("before restart"))
             op.report("restarting the replica", 1.0)
@@ -177,12 +189,22 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
             if pending:
                 remote.delete(RESTART_PENDING)
             if progress and app.revision:
-                print(f"restarted revision {app.revision}", flush=True)
+                print(f"restarted revision {app.revision} ({'; '.join(reasons)})", flush=True)
         if wait and restart is not False:
-            health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
-                              report=op.report).health
+            limit = timeout
+            if not live:
+                waited = time.monotonic()
+                health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
+                                  report=op.report).health
+                limit = None if timeout is None else max(1.0, timeout - (time.monotonic() - waited))
+            # /health must report the settings this deploy wrote: the card shows what is served, not the plan
+            served = wait_served(app, new_settings, timeout=limit or LIVE_TIMEOUT,
+                                 consistent=1 if cfg.TARGET == "local" else CONSISTENT_ANSWERS,
+                                 checkpoint=lambda: op.checkpoint(_stopped("waiting")), report=op.report)
+            health = served.health
         return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, plan.settings, synced, restarting, health,
-                            time.monotonic() - start, changed=changed, restart=restart)
+                            time.monotonic() - start, changed=changed, restart=restart, live=live,
+                            restart_reasons=reasons if restarting else [], served=served and served.line())
 
     return Operation.start("deploy", work)
 

@@ -80,12 +80,15 @@ class DeployedSettings:
     """The keys of ``settings.json`` that deploy writes (the server's ``SettingsFile`` reads them,
     beside keys set by hand such as ``engine``, which are kept here in ``other``)."""
 
-    KEYS = ("base_model", "adapters", "merge_adapter")
+    KEYS = ("base_model", "adapters", "merge_adapter", "adapter_versions")
 
     base_model: str | None = None  # "model-cache/<name>" or a hub id
     adapters: dict[str, str] = field(default_factory=dict)  # name -> "models/<name>"
     merge_adapter: bool = False
     other: dict = field(default_factory=dict)
+    # name -> digest of the adapter folder's files on the share: weights changed in place change the file, so a
+    # running server notices (issue 17); written by deploy after the sync
+    adapter_versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes | str | None) -> "DeployedSettings":
@@ -108,13 +111,18 @@ class DeployedSettings:
             raise SettingsFileError(f"field 'adapters' must be an object of adapter name to share path, not {adapters!r}")
         if not isinstance(merge, bool):
             raise SettingsFileError(f"field 'merge_adapter' must be true or false, not {merge!r}")
+        versions = raw.get("adapter_versions") or {}
+        if not (isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values())):
+            raise SettingsFileError(f"field 'adapter_versions' must be an object of adapter name to digest, not {versions!r}")
         return cls(base_model=base, adapters=dict(adapters), merge_adapter=merge,
-                   other={k: v for k, v in raw.items() if k not in cls.KEYS})
+                   other={k: v for k, v in raw.items() if k not in cls.KEYS}, adapter_versions=dict(versions))
 
     def dumps(self) -> bytes:
         body = {"base_model": self.base_model, "adapters": self.adapters, **self.other}
         if self.merge_adapter:
             body["merge_adapter"] = True
+        if versions := {k: v for k, v in self.adapter_versions.items() if k in self.adapters}:
+            body["adapter_versions"] = versions
         return json.dumps(body, indent=2).encode() + b"\n"
 
     def variants(self) -> list[str]:

@@ -9,13 +9,12 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import stop
+from helpers import Traffic, stop
 from server_helpers import REPO, free_port, server_env, write_settings
 
 from inference_app.contract import settings_digest
@@ -87,45 +86,11 @@ def served(url: str, digest: str, timeout: float = 30) -> dict:
     raise AssertionError(f"settings {digest} neither served nor refused in {timeout} s: {body}")
 
 
-class Traffic:
-    """A client asking the unchanged variants over and over, counting every failed request."""
-
-    def __init__(self, url: str, models: list[str]):
-        self.url, self.models = url, models
-        self.failures: list[str] = []
-        self.done = 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(m,), daemon=True) for m in models]
-
-    def _run(self, model: str) -> None:
-        with httpx.Client() as client:
-            for _ in range(2000):  # bounded
-                if self._stop.is_set():
-                    return
-                try:
-                    r = ask(self.url, model, client)
-                    if r.status_code != 200:
-                        self.failures.append(f"{model}: HTTP {r.status_code} {r.text[:200]}")
-                except httpx.HTTPError as e:
-                    self.failures.append(f"{model}: {type(e).__name__}: {e}")
-                self.done += 1
-
-    def __enter__(self) -> "Traffic":
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(60)
-
-
 def test_add_change_remove_an_adapter_on_a_running_server(live_server, live_root, adapter_name):
     url, proc, log = live_server
     before = {m: text(ask(url, m)) for m in ("base", adapter_name)}
     settings = {"base_model": BASE, "adapters": {adapter_name: f"models/{adapter_name}"}, "max_new_tokens": 12}
-    with Traffic(url, ["base", adapter_name]) as traffic:
+    with Traffic(lambda c, m: ask(url, m, c), ["base", adapter_name]) as traffic:
         # add
         settings["adapters"]["second"] = "models/second"
         health = served(url, deploy_settings(live_root, settings))

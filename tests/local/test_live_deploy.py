@@ -4,13 +4,12 @@ says); a broken adapter is refused with the server's reason while the old set ke
 base model still restarts and the card says why."""
 import json
 import shutil
-import threading
 
 import httpx
 import pytest
 
 import aitk_nb
-from helpers import free_port
+from helpers import Traffic, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -36,44 +35,12 @@ def ask(url: str, model: str, prompt: str = "Name a colour.", client=None) -> ht
     return (client or httpx).post(url + "/v1/chat/completions", json=body, timeout=60)
 
 
-class Traffic:
-    """Clients asking the variants that do not change, all along; every failed request is kept."""
-
-    def __init__(self, url: str, models: list[str]):
-        self.url, self.failures, self.done = url, [], 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(m,), daemon=True) for m in models]
-
-    def _run(self, model: str) -> None:
-        with httpx.Client() as client:
-            for _ in range(2000):  # bounded
-                if self._stop.is_set():
-                    return
-                try:
-                    r = ask(self.url, model, client=client)
-                    if r.status_code != 200:
-                        self.failures.append(f"{model}: HTTP {r.status_code} {r.text[:200]}")
-                except httpx.HTTPError as e:
-                    self.failures.append(f"{model}: {type(e).__name__}: {e}")
-                self.done += 1
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for t in self._threads:
-            t.join(60)
-
-
 def test_adapter_only_deploys_are_applied_live(running, demo_assets, other_adapter):
     root, first = running
     path, fact = other_adapter
     demo = demo_assets.adapter_name
     before = pid(root)
-    with Traffic(first.endpoint, ["base", demo]) as traffic:
+    with Traffic(lambda c, m: ask(first.endpoint, m, client=c), ["base", demo]) as traffic:
         added = aitk_nb.deploy([str(demo_assets.adapter), str(path)], project=root, progress=False)
         assert added.live and not added.restarted and added.state == "ready: adapters applied live, no restart"
         assert added.variants == added.health["variants"] == ["base", demo, "vellimar-lora"]

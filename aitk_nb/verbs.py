@@ -10,6 +10,7 @@ from inference_app.contract import SETTINGS_PATH
 from . import sync
 from . import finetuning
 from .config import InferenceConfig
+from .deploy_lock import DeployLock
 from .deploy_plan import RESTART_PENDING, deployed_settings, plan_deploy
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
@@ -120,7 +121,7 @@ def _stopped(where: str) -> str:
 def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
                  project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
                  timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-                 credential: Any = None) -> Operation[DeployResult]:
+                 credential: Any = None, wait_lock: bool = True) -> Operation[DeployResult]:
     """Start `deploy` in the background; returns the operation (`.result()`, `.status()`, `.cancel()`:
     between files, never within one; before the restart; or while waiting for /health). The inputs
     are checked against what is deployed, and against the share, before it starts: a bad adapter or
@@ -129,13 +130,26 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
     remote = tgt.remote()
-    previous, previous_bytes = deployed_settings(remote)
-    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote)
-    # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
-    # that changes nothing restarts only a replica that does not run
-    serving = restart is not False and _serving(tgt)
+    # one deploy at a time per app (issue 17): held from before the deployed settings are read (a second deploy
+    # plans from what the first one left) until the work ends
+    lock = DeployLock.acquire(remote, wait=wait_lock, say=(lambda line: print(line, flush=True)) if progress else _quiet)
+    try:
+        previous, previous_bytes = deployed_settings(remote)
+        plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote)
+        # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
+        # that changes nothing restarts only a replica that does not run
+        serving = restart is not False and _serving(tgt)
+    except BaseException:
+        lock.release()
+        raise
 
     def work(op: Operation) -> DeployResult:
+        try:
+            return _deploy_work(op)
+        finally:
+            lock.release()
+
+    def _deploy_work(op: Operation) -> DeployResult:
         start = time.monotonic()
         plans = []
         for up in plan.uploads:  # every folder compared first: the progress then counts all the bytes to send
@@ -209,6 +223,10 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
     return Operation.start("deploy", work)
 
 
+def _quiet(line: str) -> None:
+    pass
+
+
 def _serving(tgt: Any) -> bool:
     """Whether the app has a replica that runs (or is starting): a deploy that changes nothing leaves it."""
     return tgt.app_state().status not in FAILURE_STATES | {EndpointStatus.STOPPED}
@@ -217,16 +235,19 @@ def _serving(tgt: Any) -> bool:
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
            project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
            timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-           credential: Any = None) -> DeployResult:
+           credential: Any = None, wait_lock: bool = True) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
     and wait until its health route answers. An adapter or model is a local folder (sent), `share:PATH`
     (a folder already on the share, served where it is) or for the model a hub id; `NAME=...` names
     an adapter (default: its folder's name). Without `adapters` the deployed ones stay; without `model`
     the deployed base stays, or is the one the adapters' adapter_config.json records.
-    `restart`: None restarts only when something changed (or no replica runs), True always, False never.
+    `restart`: None restarts when the base model, server code, requirements or server settings changed (or no
+    replica runs; a running server applies adapter-only changes itself), True always, False never.
+    One deploy at a time per app: `wait_lock` False fails at once when another holds the app's deploy lock.
     `begin_deploy(...).result()`: an interrupt stops it at its next safe point (between files)."""
     return begin_deploy(adapters, model, project=project, restart=restart, wait=wait, timeout=timeout,
-                        progress=progress, merge_adapter=merge_adapter, credential=credential).result()
+                        progress=progress, merge_adapter=merge_adapter, credential=credential,
+                        wait_lock=wait_lock).result()
 
 
 def status(*, project: str | os.PathLike | None = None, credential: Any = None) -> Status:

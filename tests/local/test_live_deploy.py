@@ -4,6 +4,7 @@ says); a broken adapter is refused with the server's reason while the old set ke
 base model still restarts and the card says why."""
 import json
 import shutil
+import time
 
 import httpx
 import pytest
@@ -88,3 +89,29 @@ def test_a_base_model_change_restarts_and_says_why(running, demo_assets):
     assert result.state.startswith("ready: restarted (base model changed (")
     forced = aitk_nb.deploy(project=root, restart=True, progress=False)
     assert forced.restarted and forced.state == "ready: restarted (--restart)"
+
+
+def test_two_deploys_started_together_are_serialized_and_each_card_matches_health(running, demo_assets, other_adapter,
+                                                                                 capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, first = running
+    demo = demo_assets.adapter_name
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(aitk_nb.deploy, [str(demo_assets.adapter), f"one={other_adapter[0]}"], project=root)
+        time.sleep(0.5)
+        two = pool.submit(aitk_nb.deploy, [str(demo_assets.adapter), f"two={other_adapter[0]}"], project=root)
+        one, two = one.result(), two.result()
+    out = capsys.readouterr().out
+    assert "another deploy to this app is running: " in out and "waiting for it to finish" in out
+    assert one.health["variants"] == one.variants == ["base", demo, "one"]
+    assert two.health["variants"] == two.variants == ["base", demo, "two"]
+    assert one.health["settings_hash"] != two.health["settings_hash"]
+    assert httpx.get(first.endpoint + "/health").json()["settings_hash"] == two.health["settings_hash"]
+    from aitk_nb.deploy_lock import DeployLock
+    from aitk_nb.sync import LocalFolderRemote
+
+    share = root / ".aitk/local/shares" / json.loads((root / "infra/inference.config.json").read_text())["FILE_SHARE_NAME"]
+    with DeployLock.acquire(LocalFolderRemote(share)):
+        with pytest.raises(aitk_nb.AitkError, match="another deploy to this app is running: .*pid .*, since "):
+            aitk_nb.deploy(project=root, progress=False, wait_lock=False)

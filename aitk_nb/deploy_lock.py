@@ -101,8 +101,20 @@ class _AzureBackend:
     """A lease on the lock file; holder and heartbeat in its metadata (written with the lease id)."""
 
     def __init__(self, share):
+        self.share = share
         self.file = share.get_file_client(LOCK_PATH)
         self.lease = None
+
+    def _make_parents(self) -> None:
+        """The app's folder on the share (a first deploy finds none)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        parts = PurePosixPath(LOCK_PATH).parent.parts
+        for i in range(1, len(parts) + 1):
+            try:
+                self.share.get_directory_client("/".join(parts[:i])).create_directory()
+            except ResourceExistsError:
+                pass
 
     def try_acquire(self, info: dict) -> bool:
         from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -111,6 +123,7 @@ class _AzureBackend:
             lease = self.file.acquire_lease()
         except ResourceNotFoundError:
             try:
+                self._make_parents()
                 self.file.create_file(0)
             except HttpResponseError as e:  # created and leased by another deploy in between
                 if e.status_code != 412:

@@ -56,3 +56,17 @@ def test_a_killed_deploy_leaves_no_lock_behind(tmp_path):
         proc.kill()
         proc.wait(10)
     DeployLock.acquire(LocalFolderRemote(tmp_path), wait=False).release()
+
+
+def test_cli_no_wait_lock_stops_at_once_with_one_line_and_exit_1(project, capsys):
+    import aitk_nb
+    from aitk_nb.cli import main
+    from helpers import free_port
+
+    aitk_nb.provision("local", project=project, port=free_port(), progress=False)
+    share = project / ".aitk/local/shares" / json.loads((project / "infra/inference.config.json").read_text())["FILE_SHARE_NAME"]
+    with DeployLock.acquire(LocalFolderRemote(share)):
+        code = main(["deploy", "--no-wait-lock", "--model", "org/base", "--project", str(project)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("aitk deploy: error: another deploy to this app is running: ")
+    assert err.count("\n") == 1 and not (share / "inference/settings.json").exists()

@@ -96,13 +96,15 @@ class Streams:
 
     def __init__(self, url: str, variants: list[str], tokens: int):
         self.url, self.tokens = url, tokens
-        self.requests: list[tuple[float, float, str | None]] = []  # start, end, error
+        self.requests: list[tuple[float, float, str | None, str]] = []  # start, end, error, variant
         self.deltas: list[float] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(v,), daemon=True) for v in variants]
 
     def _run(self, variant: str) -> None:
-        body = {"model": variant, "messages": PROMPT, "max_tokens": self.tokens, "temperature": 0, "stream": True}
+        # ignore_eos: every request generates exactly `tokens`, so durations compare (a random adapter may say EOS at once)
+        body = {"model": variant, "messages": PROMPT, "max_tokens": self.tokens, "temperature": 0, "stream": True,
+                "ignore_eos": True}
         with httpx.Client(timeout=120) as client:
             for _ in range(10_000):  # bounded
                 if self._stop.is_set():
@@ -118,7 +120,7 @@ class Streams:
                                     self.deltas.append(time.monotonic())
                 except httpx.HTTPError as e:
                     error = f"{type(e).__name__}: {e}"
-                self.requests.append((start, time.monotonic(), error))
+                self.requests.append((start, time.monotonic(), error, variant))
 
     def start(self) -> "Streams":
         for t in self._threads:
@@ -129,6 +131,12 @@ class Streams:
         self._stop.set()
         for t in self._threads:
             t.join(120)
+
+    def warm(self, each: int = 2, timeout: float = 120) -> None:
+        """Wait until every stream has finished `each` requests (the "before" figures)."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < each * len(self._threads) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def rate(self, t0: float, t1: float) -> float:
         return sum(1 for t in self.deltas if t0 <= t < t1) / max(t1 - t0, 1e-9)
@@ -180,19 +188,22 @@ def scenario_a(tmp: Path, base: Path, adapters: list[Path], streams: int, tokens
     try:
         pid = server.proc.pid
         load = Streams(server.url, ["base", "existing"] * (streams // 2), tokens).start()
-        time.sleep(8)
+        load.warm()
         shutil.copytree(adapters[1], root / "models/new")  # the upload
         uploaded = time.monotonic()
         write_settings(root, base, {"existing": "models/existing", "new": "models/new"})
         answered = first_answer(server.url, "new")
-        time.sleep(4)
+        load.warm(each=len(load.requests) // max(streams, 1) + 2)  # the requests running during the change end
         load.stop()
-        changed = [end - start for start, end, err in load.requests if err is None and end >= uploaded and start <= answered]
-        all_ok = [end - start for start, end, err in load.requests if err is None]
+        # each request against the median of its own variant's requests that ended before the upload
+        before = {v: statistics.median([e - s for s, e, err, var in load.requests if var == v and err is None and e < uploaded])
+                  for v in ("base", "existing")}
+        during = [(e - s) / before[v] for s, e, err, v in load.requests if err is None and e >= uploaded and s <= answered]
         return {"new adapter answers after upload (s)": answered - uploaded,
-                "failed requests": sum(1 for *_, err in load.requests if err),
+                "failed requests": sum(1 for _, _, err, _ in load.requests if err),
                 "requests": len(load.requests),
-                "slowest during change / median": max(changed or [0]) / statistics.median(all_ok),
+                "median request before the change (s)": statistics.median(before.values()),
+                "slowest during change / median": max(during or [0]),
                 "same pid": server.proc.poll() is None and server.proc.pid == pid}
     finally:
         server.close()
@@ -208,7 +219,7 @@ def scenario_b(tmp: Path, base: Path, adapters: list[Path], served: int, tokens:
     server = Server(root, port, tmp / f"b{served}.log")
     try:
         load = Streams(server.url, ["base", "s0", "base", "s0"], tokens).start()
-        time.sleep(8)
+        load.warm()
         shutil.copytree(adapters[served], root / "models/extra")
         before_end = time.monotonic()
         digest = write_settings(root, base, names | {"extra": "models/extra"})
@@ -225,6 +236,7 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--served", default="1,4,16")
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--only", choices=("a", "b"), help="run one part")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
     from helpers import free_port
@@ -235,16 +247,19 @@ def main() -> None:
     served = [int(n) for n in args.served.split(",")]
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        print(f"making {max(served) + 1} adapters of {assets.base_model.name} ...", flush=True)
-        adapters = make_adapters(assets.base_model, tmp / "adapters", max(max(served) + 1, 2))
+        print(f"making the adapters (demo-shaped LoRAs of {assets.base_model.name}) ...", flush=True)
+        adapters = make_adapters(assets.base_model, tmp / "adapters", 2 if args.only == "a" else max(max(served) + 1, 2))
         cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
         print(f"CPU: {model}, {os.cpu_count()} cores\n")
-        a = scenario_a(tmp, assets.base_model, adapters, args.streams, args.tokens, free_port())
-        print(f"(a) {args.streams} streams on base and an existing adapter, a new adapter deployed:")
-        for key, value in a.items():
-            print(f"    {key:42s} {value:.2f}" if isinstance(value, float) else f"    {key:42s} {value}")
-        print(f"\n(b) one adapter loaded into a running server (4 streams on base and s0 meanwhile):")
+        if args.only != "b":
+            a = scenario_a(tmp, assets.base_model, adapters, args.streams, args.tokens, free_port())
+            print(f"(a) {args.streams} streams on base and an existing adapter, a new adapter deployed:")
+            for key, value in a.items():
+                print(f"    {key:42s} {value:.2f}" if isinstance(value, float) else f"    {key:42s} {value}")
+        if args.only == "a":
+            return
+        print("\n(b) one adapter loaded into a running server (4 streams on base and s0 meanwhile):")
         print(f"    {'adapters served':>16s} {'load (s)':>10s} {'throughput during / before':>28s}")
         for n in served:
             b = scenario_b(tmp, assets.base_model, adapters, n, args.tokens, free_port())

@@ -123,8 +123,11 @@ class _AzureBackend:
             lease = self.file.acquire_lease()
         except ResourceNotFoundError:
             try:
-                self._make_parents()
-                self.file.create_file(0)
+                try:
+                    self.file.create_file(0)
+                except ResourceNotFoundError:  # ParentNotFound: a first deploy, no app folder yet
+                    self._make_parents()
+                    self.file.create_file(0)
             except HttpResponseError as e:  # created and leased by another deploy in between
                 if e.status_code != 412:
                     raise

@@ -162,9 +162,12 @@ def provision(args, cell: str | None):
                                            "or a hub id (default: keep the deployed one, or the adapters' "
                                            "base_model_name_or_path)")
 @argument("--restart", action=argparse.BooleanOptionalAction, default=None,
-          help="restart the replica even when nothing changed (--no-restart: only sync files); default: restart when "
-               "something changed")
+          help="restart the replica even when nothing changed or only adapters changed (--no-restart: only sync "
+               "files); default: restart when the base model, server code, requirements or server settings changed "
+               "(a running server applies adapter-only changes itself)")
 @argument("--no-wait", action="store_true", help="restart, but do not wait for the health route")
+@argument("--no-wait-lock", action="store_true",
+          help="if another deploy to this app is running, stop at once instead of waiting for it")
 @argument("--timeout", type=float, metavar="SECONDS", help="readiness wait limit (default: the startup probe's)")
 @argument("--merge-adapter", action=argparse.BooleanOptionalAction, default=None,
           help="fold the one adapter into the base weights (faster; `base` is then not served); "
@@ -175,12 +178,14 @@ def provision(args, cell: str | None):
 @_project
 def deploy(args, cell: str | None):
     """Sync the inference app, base model and adapters to the share, restart the replica and wait
-    until /health answers. A redeploy with nothing changed sends nothing and does not restart."""
+    until /health answers. A redeploy with nothing changed sends nothing and does not restart; an
+    adapter-only change is applied by the running server without a restart. One deploy at a time per
+    app: a second one waits for the first (a lock in the app's folder on the share)."""
     from .verbs import ask_on_stdin, begin_deploy
 
     return _finish(begin_deploy(args.adapter, args.model, project=args.project, restart=args.restart,
                                 wait=not args.no_wait, timeout=args.timeout, merge_adapter=args.merge_adapter,
-                                yes=args.yes, confirm=ask_on_stdin),
+                                yes=args.yes, confirm=ask_on_stdin, wait_lock=not args.no_wait_lock),
                    args.background)
 
 

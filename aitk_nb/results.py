@@ -167,16 +167,26 @@ class DeployResult(Displayable):
     seconds: float
     changed: bool = True  # anything sent, deleted or rewritten on the share
     restart: bool | None = None  # as asked: None restarts when something changed, True always, False never
+    live: bool = False  # an adapter-only change, applied by the running server without a restart (issue 17)
+    restart_reasons: list[str] = field(default_factory=list)  # the changes that required the restart
+    served: str | None = None  # which settings /health reported, and from how many replicas
 
     @property
     def variants(self) -> list[str]:
+        """What the endpoint's /health says it serves; the plan's only when it was not asked."""
+        if self.health and isinstance(self.health.get("variants"), list):
+            return self.health["variants"]
         return self.settings.variants()
 
     @property
     def state(self) -> str:
         ready = "ready" if self.health else None
+        if self.live:
+            return "ready: adapters applied live, no restart" if ready else \
+                "adapters synced; the running server applies them itself (not awaited: --no-wait)"
         if self.restarted:
-            return ready or "restarted, not awaited (--no-wait)"
+            why = f" ({'; '.join(self.restart_reasons)})" if self.restart_reasons else ""
+            return f"ready: restarted{why}" if ready else f"restarted{why}, not awaited (--no-wait)"
         if not self.changed:
             words = "nothing changed since the last deploy: nothing sent, not restarted (--restart restarts it)"
             return f"{words}; {ready}" if ready else words
@@ -184,6 +194,7 @@ class DeployResult(Displayable):
 
     def card(self) -> Card:
         rows = [("endpoint", self.endpoint), ("state", self.state), ("base model", self.settings.base_model),
-                ("variants", ", ".join(self.variants))] + [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
+                ("variants", ", ".join(self.variants))] + ([("served", self.served)] if self.served else []) + \
+            [("synced", s) for s in self.synced] + [("took", f"{self.seconds:.1f} s")]
         return Card(f"Deployed to the {self.target} target", rows,
                     [f"evaluate with {command('eval --variants ' + ','.join(self.variants))}"] if self.settings.adapters else [])

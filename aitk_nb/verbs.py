@@ -11,6 +11,7 @@ from inference_app.contract import app_dir, settings_path
 from . import sync
 from . import finetuning
 from .config import InferenceConfig, parameter_values, set_parameter_value, write_text_atomic
+from .deploy_lock import DeployLock
 from .deploy_plan import deployed_settings, plan_deploy, restart_pending, served_by_others
 from .endpoints import FAILURE_STATES, Endpoint, EndpointStatus, Logs
 from .errors import AitkError, ConfirmationError, DeployError, NotProvisionedError
@@ -18,6 +19,8 @@ from .invocation import command
 from .operations import Operation
 from .project import Project, find_project
 from .results import Card, DeployResult, ProvisionResult, Status, TeardownPlan
+from .running_app import (CONSISTENT_ANSWERS, LIVE_TIMEOUT, adapter_versions, live_capable, restart_reasons,
+                          wait_served)
 from .scaffold import provision_files
 from .targets import get_target
 
@@ -162,14 +165,15 @@ def _stopped(where: str) -> str:
 def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
                  project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
                  timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-                 credential: Any = None, yes: bool = False,
-                 confirm: Callable[[str], bool] | None = None) -> Operation[DeployResult]:
+                 credential: Any = None, yes: bool = False, confirm: Callable[[str], bool] | None = None,
+                 wait_lock: bool = True) -> Operation[DeployResult]:
     """Start `deploy` in the background; returns the operation (`.result()`, `.status()`, `.cancel()`:
     between files, never within one; before the restart; or while waiting for /health). The inputs
     are checked against what is deployed, and against the share, before it starts: a bad adapter or
     model path raises here. An app that runs another server than aitk-nb's (one AI Toolkit provisioned) is
     switched to aitk-nb's in place only with `yes` or when `confirm(question)` answers yes; otherwise
-    this raises before anything is sent."""
+    this raises before anything is sent. One deploy at a time per app: the app's deploy lock is taken
+    here (waited for, or with `wait_lock` False refused at once) and held until the work ends."""
     if timeout is not None and timeout <= 0:
         raise DeployError(f"--timeout {timeout}: seconds to wait, more than 0")
     proj, cfg, tgt = _context(project, credential)
@@ -178,16 +182,30 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
     moving = not switching and tgt.old_layout()
     remote = tgt.remote()
     app_name = _app_name(proj, cfg)
-    previous, previous_bytes = deployed_settings(remote, app_name)
-    if moving and previous_bytes is None:
-        previous = deployed_settings(remote, None)[0]
-    plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote, app=app_name)
+    # one deploy at a time per app (issue 17): held from before the deployed settings are read (a second deploy
+    # plans from what the first one left) until the work ends
+    lock = DeployLock.acquire(remote, app_name, wait=wait_lock,
+                              say=(lambda line: print(line, flush=True)) if progress else _quiet)
+    try:
+        previous, previous_bytes = deployed_settings(remote, app_name)
+        if moving and previous_bytes is None:
+            previous = deployed_settings(remote, None)[0]
+        plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote, app=app_name)
+        # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
+        # that changes nothing restarts only a replica that does not run
+        serving = restart is not False and _serving(tgt)
+    except BaseException:
+        lock.release()
+        raise
     settings_file, pending_mark = settings_path(app_name), restart_pending(app_name)
-    # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
-    # that changes nothing restarts only a replica that does not run
-    serving = restart is not False and _serving(tgt)
 
     def work(op: Operation) -> DeployResult:
+        try:
+            return _deploy_work(op)
+        finally:
+            lock.release()
+
+    def _deploy_work(op: Operation) -> DeployResult:
         start = time.monotonic()
         plans = []
         for up in plan.uploads:  # every folder compared first: the progress then counts all the bytes to send
@@ -213,19 +231,33 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
                 print("\n".join(p.lines()), flush=True)
         synced += [f"served from the share, nothing sent: {where}" for where in plan.on_share]
         op.checkpoint(_stopped("syncing"))
+        plan.settings.adapter_versions = adapter_versions(remote, plan.settings)
         new_settings = plan.settings.dumps()
         changed = new_settings != previous_bytes or any(p.changes for p in plans)
+        # an adapter-only change is applied by the running server itself (issue 17); anything else restarts
+        reasons = restart_reasons(previous, plan.settings, plans, app_name) if changed else []
+        if switching:
+            reasons.append("switched to aitk-nb's server")
+        elif moving:
+            reasons.append("moved to the app's own folder on the share")
+        app = _endpoint(proj, cfg, tgt)
+        live = (changed and not reasons and serving and restart is None and not remote.exists(pending_mark))
+        if live and not live_capable(app.fetch()):
+            live, reasons = False, ["the running server does not apply adapter changes itself (no settings_hash in "
+                                    "its /health: an older inference_app or another server)"]
         if new_settings != previous_bytes:  # written last: the app never points at files that are not fully synced
             remote.write_bytes(settings_file, new_settings)
         synced.append(f"{settings_file}: {'written' if new_settings != previous_bytes else 'unchanged'}")
-        app = _endpoint(proj, cfg, tgt)
         # the replica runs what was there before this deploy until it restarts: said on the share (for the
         # next deploy, a teammate's too) until it has, so a stop here or --no-restart is not forgotten
-        pending = changed or remote.exists(pending_mark)
-        if changed:
+        pending = (changed and not live) or remote.exists(pending_mark)
+        if changed and not live:
             remote.write_bytes(pending_mark, b"synced by a deploy that has not restarted the replica yet\n")
         restarting = switching or moving or (restart if restart is not None else (pending or not serving))
-        health = None
+        if restarting and not reasons:
+            reasons = ["--restart" if restart else "no replica was running" if not serving
+                       else "an earlier deploy synced changes without restarting"]
+        health, served = None, None
         if switching:  # a new revision with aitk-nb's command and probes: the replica starts anew with it
             op.checkpoint(_stopped("before restart"))
             op.report(f"switching {cfg.ACA_APP_NAME} to aitk-nb's server", 1.0)
@@ -247,12 +279,22 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
             if pending:
                 remote.delete(pending_mark)
             if progress and app.revision:
-                print(f"restarted revision {app.revision}", flush=True)
+                print(f"restarted revision {app.revision} ({'; '.join(reasons)})", flush=True)
         if wait and (restart is not False or switching or moving):
-            health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
-                              report=op.report).health
+            limit = timeout
+            if not live:
+                waited = time.monotonic()
+                health = app.wait(timeout, progress=progress, checkpoint=lambda: op.checkpoint(_stopped("waiting")),
+                                  report=op.report).health
+                limit = None if timeout is None else max(1.0, timeout - (time.monotonic() - waited))
+            # /health must report the settings this deploy wrote: the card shows what is served, not the plan
+            served = wait_served(app, new_settings, timeout=limit or LIVE_TIMEOUT,
+                                 consistent=1 if cfg.TARGET == "local" else CONSISTENT_ANSWERS,
+                                 checkpoint=lambda: op.checkpoint(_stopped("waiting")), report=op.report)
+            health = served.health
         return DeployResult(cfg.TARGET, cfg.ACA_APP_ENDPOINT, plan.settings, synced, restarting, health,
-                            time.monotonic() - start, changed=changed, restart=restart)
+                            time.monotonic() - start, changed=changed, restart=restart, live=live,
+                            restart_reasons=reasons if restarting else [], served=served and served.line())
 
     return Operation.start("deploy", work)
 
@@ -281,6 +323,10 @@ def _app_name(proj: Project, cfg: InferenceConfig) -> str:
     return cfg.ACA_APP_NAME
 
 
+def _quiet(line: str) -> None:
+    pass
+
+
 def _serving(tgt: Any) -> bool:
     """Whether the app has a replica that runs (or is starting): a deploy that changes nothing leaves it."""
     return tgt.app_state().status not in FAILURE_STATES | {EndpointStatus.STOPPED}
@@ -289,19 +335,21 @@ def _serving(tgt: Any) -> bool:
 def deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None = None, *,
            project: str | os.PathLike | None = None, restart: bool | None = None, wait: bool = True,
            timeout: float | None = None, progress: bool = True, merge_adapter: bool | None = None,
-           credential: Any = None, yes: bool = False) -> DeployResult:
+           credential: Any = None, yes: bool = False, wait_lock: bool = True) -> DeployResult:
     """Sync the inference app, the base model and the adapters to the share, then restart the replica
     and wait until its health route answers. An adapter or model is a local folder (sent), `share:PATH`
     (a folder already on the share, served where it is) or for the model a hub id; `NAME=...` names
     an adapter (default: its folder's name). Without `adapters` the deployed ones stay; without `model`
     the deployed base stays, or is the one the adapters' adapter_config.json records.
-    `restart`: None restarts only when something changed (or no replica runs), True always, False never.
+    `restart`: None restarts when the base model, server code, requirements or server settings changed (or no
+    replica runs; a running server applies adapter-only changes itself), True always, False never.
     `yes`: an app that runs another server (one AI Toolkit provisioned) is switched to aitk-nb's in place
     without asking (it asks on stdin, and refuses where there is none).
+    One deploy at a time per app: `wait_lock` False fails at once when another holds the app's deploy lock.
     `begin_deploy(...).result()`: an interrupt stops it at its next safe point (between files)."""
     return begin_deploy(adapters, model, project=project, restart=restart, wait=wait, timeout=timeout,
                         progress=progress, merge_adapter=merge_adapter, credential=credential, yes=yes,
-                        confirm=ask_on_stdin).result()
+                        confirm=ask_on_stdin, wait_lock=wait_lock).result()
 
 
 def status(*, project: str | os.PathLike | None = None, credential: Any = None) -> Status:

@@ -23,6 +23,7 @@ from .api import create_app  # noqa: E402
 from .engine import check_adapters  # noqa: E402
 from .errors import AdapterConfigError, EngineConfigError  # noqa: E402
 from .factory import create_engine  # noqa: E402
+from .reload import watch_settings  # noqa: E402
 from .settings import SettingsError, load_settings  # noqa: E402
 
 log = logging.getLogger("inference_app")
@@ -67,6 +68,8 @@ def main() -> int:
             engine.load_seconds, settings.base_model_id, ", ".join(engine.variants()),
             "on" if settings.api_key else "off",
         )
+        if hasattr(engine, "apply_adapters"):  # adapter-only changes of settings.json are applied live (issue 17)
+            await watch_settings(engine)
 
     app = create_app(engine, background_load=background_load)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=5, log_level="info")

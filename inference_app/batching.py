@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import math
 import threading
@@ -116,6 +117,10 @@ class BatchScheduler:
         self._cache = None
         self.steps = 0  # decode steps run, for tests and stats
         self.peak_batch = 0
+        # live adapter changes (issue 17): the adapters the model holds (None: whatever rows ask) and a model
+        # waiting to replace it: (model, row_adapters, adapters, future)
+        self.adapters: set[str] | None = None
+        self._replacement: tuple | None = None
         self._thread = threading.Thread(target=self._run, name="batch-scheduler", daemon=True)
         self._thread.start()
 
@@ -132,6 +137,41 @@ class BatchScheduler:
         """Look at cancel flags now (a waiting request may have gone away)."""
         with self._cond:
             self._cond.notify()
+
+    def replace_model(self, model, row_adapters, adapters: set[str]) -> concurrent.futures.Future:
+        """Serve ``model`` (its ``row_adapters``, holding ``adapters``) from the next step boundary at which no
+        running or waiting request uses an adapter it drops; those finish on the weights they started with.
+        Requests for an adapter only the new model holds wait in the queue until then. The future is done
+        once the new model serves."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        with self._cond:
+            if self._replacement is not None:  # a newer set supersedes one not yet swapped in
+                self._replacement[3].set_result(False)
+            self._replacement = (model, row_adapters, set(adapters), done)
+            self._cond.notify()
+        return done
+
+    def _servable(self, adapter: str) -> bool:
+        return self.adapters is None or adapter == PEFT_BASE or adapter in self.adapters
+
+    def _swap_model(self) -> None:
+        """Under the lock, between steps: swap in the replacement model once nothing uses what it drops."""
+        if self._replacement is None:
+            return
+        model, row_adapters, adapters, done = self._replacement
+        dropped = (self.adapters if self.adapters is not None else {s.adapter for s in self._rows}) - adapters - {PEFT_BASE}
+        busy = {s.adapter for s in self._rows} | {a for a, q in self._waiting.items() if q}
+        if busy & dropped:
+            return
+        self.model, self.row_adapters, self.adapters = model, row_adapters, adapters
+        for adapter in list(self._prefix_kv):
+            if adapter not in adapters and adapter != PEFT_BASE:
+                del self._prefix_kv[adapter]
+        for adapter in [a for a, q in self._waiting.items() if not q and not self._servable(a)]:
+            del self._waiting[adapter]
+            self._rotation.remove(adapter)
+        self._replacement = None
+        done.set_result(True)
 
     @property
     def running(self) -> int:
@@ -154,9 +194,11 @@ class BatchScheduler:
         while True:
             with self._cond:
                 self._drop_cancelled_waiting()
-                while not self._stopping and not self._rows and not self.waiting:
+                self._swap_model()
+                while not self._stopping and not self._rows and not self._admissible():
                     self._cond.wait()
                     self._drop_cancelled_waiting()
+                    self._swap_model()
                 if self._stopping:
                     break
                 if not self._rows:
@@ -194,13 +236,17 @@ class BatchScheduler:
                         s.send(Finished(None if s.cancel.is_set() else "time", 0))
                 self._waiting[adapter] = collections.deque(kept)
 
+    def _admissible(self) -> int:
+        """Waiting requests the model serves now (one for an adapter being swapped in waits for the swap)."""
+        return sum(len(q) for a, q in self._waiting.items() if self._servable(a))
+
     def _admit(self, slots: int) -> list[Sequence]:
         """Up to ``slots`` waiting requests, one per variant in turn (fair across adapters)."""
         admitted: list[Sequence] = []
-        while slots > 0 and self.waiting:
+        while slots > 0 and self._admissible():
             adapter = self._rotation[0]
             self._rotation.rotate(-1)
-            if self._waiting[adapter]:
+            if self._waiting[adapter] and self._servable(adapter):
                 admitted.append(self._waiting[adapter].popleft())
                 slots -= 1
         return admitted

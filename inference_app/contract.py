@@ -22,6 +22,7 @@ the local target), so one file works in both.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,13 @@ def settings_path(app: str) -> str:
 
 def code_dest(app: str) -> str:
     return f"{app_dir(app)}/{CODE_PACKAGE}"
+
+
+DEPLOY_LOCK = ".aitk-deploy.lock"  # one deploy at a time per app: the lock file beside its settings.json
+
+
+def lock_path(app: str) -> str:
+    return f"{app_dir(app)}/{DEPLOY_LOCK}"
 
 
 # the start commands of the single-app layout (before app_dir): an app started so runs in LEGACY_CODE_DIR
@@ -79,6 +87,12 @@ def served_variants(adapters: Sequence[str], merge_adapter: bool) -> list[str]:
     return [BASE, *adapters]
 
 
+def settings_digest(data: bytes) -> str:
+    """What ``/health`` reports as ``settings_hash``: the settings file's content, hashed (deploy computes the
+    same from the bytes it wrote, and waits until the server reports it)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def reserved_name_problem(name: str, base_model_id: str | None = None) -> str | None:
     """Why ``name`` cannot name an adapter (it would mean the base model), or None if it can."""
     if name in RESERVED_NAMES or (base_model_id is not None and name == base_model_id):
@@ -107,12 +121,15 @@ class DeployedSettings:
     """The keys of ``settings.json`` that deploy writes (the server's ``SettingsFile`` reads them,
     beside keys set by hand such as ``engine``, which are kept here in ``other``)."""
 
-    KEYS = ("base_model", "adapters", "merge_adapter")
+    KEYS = ("base_model", "adapters", "merge_adapter", "adapter_versions")
 
     base_model: str | None = None  # "model-cache/<name>" or a hub id
     adapters: dict[str, str] = field(default_factory=dict)  # name -> "models/<name>"
     merge_adapter: bool = False
     other: dict = field(default_factory=dict)
+    # name -> digest of the adapter folder's files on the share: weights changed in place change the file, so a
+    # running server notices (issue 17); written by deploy after the sync
+    adapter_versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes | str | None) -> "DeployedSettings":
@@ -135,13 +152,18 @@ class DeployedSettings:
             raise SettingsFileError(f"field 'adapters' must be an object of adapter name to share path, not {adapters!r}")
         if not isinstance(merge, bool):
             raise SettingsFileError(f"field 'merge_adapter' must be true or false, not {merge!r}")
+        versions = raw.get("adapter_versions") or {}
+        if not (isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values())):
+            raise SettingsFileError(f"field 'adapter_versions' must be an object of adapter name to digest, not {versions!r}")
         return cls(base_model=base, adapters=dict(adapters), merge_adapter=merge,
-                   other={k: v for k, v in raw.items() if k not in cls.KEYS})
+                   other={k: v for k, v in raw.items() if k not in cls.KEYS}, adapter_versions=dict(versions))
 
     def dumps(self) -> bytes:
         body = {"base_model": self.base_model, "adapters": self.adapters, **self.other}
         if self.merge_adapter:
             body["merge_adapter"] = True
+        if versions := {k: v for k, v in self.adapter_versions.items() if k in self.adapters}:
+            body["adapter_versions"] = versions
         return json.dumps(body, indent=2).encode() + b"\n"
 
     def variants(self) -> list[str]:

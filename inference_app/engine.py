@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,10 +39,11 @@ from .errors import (
     NotReadyError,
     OverloadedError,
     PromptTooLongError,
+    UnknownModelError,
 )
 from .interface import BASE, AdapterRegistry, GenerationRequest, InferenceEngine, SamplingParams, State
 from .packed import pack_linears
-from .lora import MultiLora, peft_adapter_names
+from .adapter_set import LoadedAdapter, adapter_version, build, load_adapter
 from .settings import Settings
 from .streaming import StopMatcher, TextDeltas
 
@@ -78,6 +81,16 @@ class TransformersEngine:
         self._eos_ids: set[int] = set()
         self._max_token_chars = 1
         self._templated = False
+        # live adapter changes (issue 17): the plain base model every adapter set is built on, the loaded adapter
+        # versions under their internal names, public name -> internal name, and the base layers' packed twins
+        self._skeleton = None
+        self._loaded: dict[str, LoadedAdapter] = {}
+        self._internal: dict[str, str] = {}
+        self._packed: dict = {}
+        self._serial = 0
+        self._apply_lock = threading.Lock()
+        self.settings_hash = settings.settings_hash
+        self.apply_error: dict | None = None  # the last live change refused: its settings hash and why
 
     # ----- adapter registry -------------------------------------------------------------
     def variants(self) -> list[str]:
@@ -114,33 +127,17 @@ class TransformersEngine:
             raise ModelLoadError(f"base model {base!r} failed to load: {hint}: {type(e).__name__}: {e}") from e
         if getattr(tokenizer, "chat_template", None) is None:
             log.warning("base model %s has no chat template; prompts are the message contents joined by newlines", base)
-        for i, (name, path) in enumerate(self.settings.adapters.items()):
-            try:
-                if i == 0:
-                    from peft import PeftModel
-
-                    model = PeftModel.from_pretrained(model, str(path), adapter_name=name)
-                else:
-                    model.load_adapter(str(path), adapter_name=name)
-            except Exception as e:  # noqa: BLE001
-                raise ModelLoadError(
-                    f"adapter {name!r} at {path} failed to load onto {base}: {type(e).__name__}: {e}; "
-                    "was it trained from this base model?"
-                ) from e
-        row_adapters = None
-        if self.registry.merged:
-            model = model.merge_and_unload()  # W + scale * B @ A, once; the PEFT wrapper is gone
-            log.info("adapter %r merged into the base weights (merge_adapter)", self.registry.merged)
-        elif self.settings.adapters:
-            if (why := MultiLora.unsupported(model)) is None:
-                row_adapters = MultiLora.wrap(model)
-                model = row_adapters.model
-            else:
-                row_adapters = peft_adapter_names
-                log.info("adapters applied through PEFT's adapter_names (slower): %s", why)
         model.eval()
-        if row_adapters is not peft_adapter_names:  # PEFT's own layers read their base layer's weight
+        if self.registry.merged:
+            model = self._merged(model)
+            row_adapters = None
             pack_linears(model)
+        else:
+            # the plain base model stays as it is: every adapter set is built on a shell of it (adapter_set.py)
+            self._skeleton = model
+            loaded = self._load_adapters(self.settings, {})
+            model, row_adapters = build(model, loaded, self._packed)
+            self._loaded, self._internal = loaded, {a.name: internal for internal, a in loaded.items()}
         limits = [n for n in (self.settings.max_model_len, getattr(model.config, "max_position_embeddings", None)) if n]
         self.context_window = min(limits) if limits else None
         eos = model.generation_config.eos_token_id
@@ -156,8 +153,62 @@ class TransformersEngine:
             model, eos_ids=self._eos_ids, pad_id=pad,
             max_batch_size=self.settings.max_batch_size, row_adapters=row_adapters, prefix_ids=self._template_prefix(),
         )
+        if self._skeleton is not None:
+            self.scheduler.adapters = set(self._loaded)
         self.load_seconds = time.monotonic() - start
         self.state = State.OK
+
+    def _merged(self, model):
+        """The one adapter folded into the base weights (``merge_adapter``): W + scale * B @ A, once."""
+        from peft import PeftModel
+
+        name, path = next(iter(self.settings.adapters.items()))
+        try:
+            model = PeftModel.from_pretrained(model, str(path), adapter_name=name)
+        except Exception as e:  # noqa: BLE001
+            raise ModelLoadError(f"adapter {name!r} at {path} failed to load onto {self.settings.base_model}: "
+                                 f"{type(e).__name__}: {e}; was it trained from this base model?") from e
+        log.info("adapter %r merged into the base weights (merge_adapter)", name)
+        return model.merge_and_unload().eval()
+
+    def _load_adapters(self, settings: Settings, current: dict[str, LoadedAdapter]) -> dict[str, LoadedAdapter]:
+        """``settings``' adapters under internal names: a version already loaded keeps its own, a new or changed
+        one is read and checked (``AdapterConfigError`` naming it)."""
+        by_version = {(a.name, a.version): internal for internal, a in current.items()}
+        loaded = {}
+        for name, path in settings.adapters.items():
+            if problem := reserved_name_problem(name, settings.base_model_id):
+                raise AdapterConfigError(f"adapter {name!r} at {path}: {problem}; rename the adapter folder")
+            version = adapter_version(path, settings.adapter_versions.get(name))
+            if (internal := by_version.get((name, version))) is not None:
+                loaded[internal] = current[internal]
+                continue
+            internal, self._serial = f"a{self._serial}", self._serial + 1
+            loaded[internal] = load_adapter(name, path, version, served_id=settings.base_model_id,
+                                            served=settings.base_model)
+        return loaded
+
+    def apply_adapters(self, settings: Settings) -> None:
+        """Serve ``settings``' adapters (an adapter-only change; blocking, run it in a thread): every new or
+        changed adapter is checked and the new set built beside the running one, then swapped in between two
+        decode steps once no running request uses an adapter version it drops. The base model is not
+        reloaded. On ``AdapterConfigError`` nothing served changes."""
+        with self._apply_lock:
+            loaded = self._load_adapters(settings, self._loaded)
+            if loaded.keys() == self._loaded.keys():
+                model, row_adapters = self.model, self.scheduler.row_adapters
+                swapped = None
+            else:
+                model, row_adapters = build(self._skeleton, loaded, self._packed)
+                swapped = self.scheduler.replace_model(model, row_adapters, set(loaded))
+            # from here new requests go to the new versions (they wait in the queue for the swap)
+            self._internal = {a.name: internal for internal, a in loaded.items()}
+            self.registry = AdapterRegistry(settings)
+            self.settings = settings
+            if swapped is not None:
+                swapped.result()
+            self.model, self._loaded = model, loaded
+            self.settings_hash, self.apply_error = settings.settings_hash, None
 
     async def load_async(self) -> None:
         try:
@@ -168,7 +219,14 @@ class TransformersEngine:
 
     def health(self) -> dict:
         if self.state is State.OK:
-            return {"status": "ok", "model": self.settings.base_model_id, **self.registry.health_fields()}
+            body = {"status": "ok", "model": self.settings.base_model_id, **self.registry.health_fields()}
+            # which settings are served (deploy waits for its own hash), and which replica says so (issue 17)
+            body["settings_hash"] = self.settings_hash
+            if replica := os.environ.get("CONTAINER_APP_REPLICA_NAME"):
+                body["replica"] = replica
+            if self.apply_error:
+                body["apply_error"] = self.apply_error
+            return body
         body = {"status": self.state.value}
         if self.error:
             body["error"] = self.error
@@ -257,11 +315,18 @@ class TransformersEngine:
             n += 1
         return a[:n]
 
+    def _internal_name(self, variant: str) -> str:
+        try:
+            return self._internal[variant]
+        except KeyError:  # removed by a live change after the request was admitted
+            raise UnknownModelError(f"model {variant!r} was removed from the server while the request waited; "
+                                    f"available: {', '.join(self.variants())}") from None
+
     def _sequence(self, gen: Generation, loop, queue) -> Sequence:
         sp = gen.sampling
         return Sequence(
             prompt_ids=gen.inputs["input_ids"][0].tolist(),
-            adapter=PEFT_BASE if gen.variant == BASE or self.registry.merged else gen.variant,
+            adapter=PEFT_BASE if gen.variant == BASE or self.registry.merged else self._internal_name(gen.variant),
             max_new_tokens=sp.max_new_tokens, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k,
             seed=sp.seed, ignore_eos=sp.ignore_eos, loop=loop, queue=queue, deadline=gen.deadline,
         )

@@ -40,7 +40,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .contract import MOUNT_ROOT as DEFAULT_MOUNT_ROOT
-from .contract import SETTINGS_FILE
+from .contract import SETTINGS_FILE, settings_digest
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_MODEL = "model-cache/SmolLM2-135M-Instruct"
@@ -57,6 +57,9 @@ class SettingsFile(BaseModel):
 
     base_model: str = DEFAULT_BASE_MODEL
     adapters: dict[str, str] = Field(default_factory=dict)
+    # name -> digest of the adapter folder's files, written by deploy: a change of weights in place changes
+    # settings.json, so a running server notices it (issue 17)
+    adapter_versions: dict[str, str] = Field(default_factory=dict)
     max_new_tokens: int = Field(256, ge=1, description="default when a request gives none")
     max_new_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens; larger requests are clamped to it")
     max_model_len: int | None = Field(None, ge=2, description="context window (prompt + answer); default the model's")
@@ -80,6 +83,8 @@ class Settings(BaseModel):
     base_model: str  # absolute folder path, or a hub id
     base_model_is_local: bool
     adapters: dict[str, Path]
+    adapter_versions: dict[str, str] = {}
+    settings_hash: str | None = None  # contract.settings_digest of the file's bytes (None: no file)
     max_new_tokens: int
     max_new_tokens_limit: int
     max_model_len: int | None = None
@@ -108,17 +113,25 @@ def _resolve(mount_root: Path, value: str) -> Path:
 _BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings file named by ``env`` (default ``os.environ``) and apply env overrides."""
+def settings_file(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    settings_path = Path(env.get("AITK_SETTINGS") or PACKAGE_PARENT / SETTINGS_FILE)
+    return Path(env.get("AITK_SETTINGS") or PACKAGE_PARENT / SETTINGS_FILE)
+
+
+def load_settings(env: Mapping[str, str] | None = None, data: bytes | None = None) -> Settings:
+    """Read the settings file named by ``env`` (default ``os.environ``) and apply env overrides.
+    ``data``: the file's content as already read (the settings watcher's), instead of reading it."""
+    env = os.environ if env is None else env
+    settings_path = settings_file(env)
     mount_root = Path(env.get("AITK_MOUNT_ROOT") or DEFAULT_MOUNT_ROOT).expanduser()
 
     raw: dict = {}
-    if settings_path.is_file():
+    if data is None and settings_path.is_file():
+        data = settings_path.read_bytes()
+    if data is not None:
         try:
-            raw = json.loads(settings_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
+            raw = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise SettingsError(f"settings file {settings_path} is not valid JSON: {e}") from e
         if not isinstance(raw, dict):
             raise SettingsError(f"settings file {settings_path} must hold a JSON object")
@@ -161,6 +174,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_model=str(base_path) if base_is_local else base_value,
         base_model_is_local=base_is_local,
         adapters={name: _resolve(mount_root, p) for name, p in file.adapters.items()},
+        adapter_versions=file.adapter_versions,
+        settings_hash=settings_digest(data) if data is not None else None,
         max_new_tokens=file.max_new_tokens,
         max_new_tokens_limit=max(file.max_new_tokens_limit, file.max_new_tokens),
         max_model_len=file.max_model_len,

@@ -107,3 +107,40 @@ def app_folder(project: Path) -> str:
     from inference_app.contract import app_dir
 
     return app_dir(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])
+
+
+class Traffic:
+    """Clients asking `models` over and over in threads while a test changes the server (issue 17: no request
+    may fail); `request(client, model)` sends one. Every failed request is kept in `failures`."""
+
+    def __init__(self, request, models: list[str]):
+        import threading
+
+        self.request, self.failures, self.done = request, [], 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(m,), daemon=True) for m in models]
+
+    def _run(self, model: str) -> None:
+        import httpx
+
+        with httpx.Client() as client:
+            for _ in range(2000):  # bounded
+                if self._stop.is_set():
+                    return
+                try:
+                    r = self.request(client, model)
+                    if r.status_code != 200:
+                        self.failures.append(f"{model}: HTTP {r.status_code} {r.text[:200]}")
+                except httpx.HTTPError as e:
+                    self.failures.append(f"{model}: {type(e).__name__}: {e}")
+                self.done += 1
+
+    def __enter__(self) -> "Traffic":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)

@@ -51,11 +51,16 @@ def test_magics_provision_deploy_status_logs_endpoint_teardown(azure, shell, pro
     share_matches(azure, config, "model-cache/tiny-base", model)
     share_matches(azure, config, f"{app_folder(project)}/inference_app", REPO / "inference_app")
     settings = json.loads(azure.state.files(config["STORAGE_ACCOUNT_NAME"], config["FILE_SHARE_NAME"])[f"{app_folder(project)}/settings.json"])
+    versions = settings.pop("adapter_versions")  # a digest of the adapter's files (issue 17: weights changed in place)
     assert settings == {"base_model": "model-cache/tiny-base", "adapters": {"my-adapter": "models/my-adapter"}}
+    assert list(versions) == ["my-adapter"] and len(versions["my-adapter"]) == 16
 
     azure.clear_requests()
     unchanged = magic(shell, f"deploy --project {project}")  # nothing changed: nothing sent, the replica kept
-    assert azure.uploaded_bytes() == 0 and not [r for r in azure.requests if r.method == "PUT" and r.kind == "files"]
+    # the deploy lock's lease (issue 17) is the only file written, and it is gone again
+    assert azure.uploaded_bytes() == 0 and not [r for r in azure.requests if r.method == "PUT" and r.kind == "files"
+                                                and ".aitk-deploy.lock" not in r.path]
+    assert not azure.state.files(config["STORAGE_ACCOUNT_NAME"], config["FILE_SHARE_NAME"]).get("inference/.aitk-deploy.lock")
     assert not any("/restart" in r.path for r in azure.requests) and not unchanged.restarted
     assert unchanged.health["status"] == "ok" and "nothing changed since the last deploy" in unchanged.state
 

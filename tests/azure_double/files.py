@@ -399,6 +399,13 @@ class FileService:
     def file_op(self, req: Request, account: str, share: str, path: str, comp: str) -> Response:
         key = (account.lower(), share, path)
         entry = self.props.get(key)
+        # Lease File (2019-02-02+): an infinite lease locks the file for write and delete; reads stay open
+        if req.method == "PUT" and comp == "lease" and entry is not None and not entry["is_dir"]:
+            return self.lease(req, entry)
+        if req.method in ("PUT", "DELETE") and entry is not None and not entry["is_dir"]:
+            refused = self._lease_refusal(req, entry)
+            if refused is not None:
+                return refused
         if req.method == "PUT" and comp == "" and req.header("x-ms-type", "").lower() == "file":
             return self.create_file(req, account, share, path, entry)
         if req.method == "PUT" and comp == "" and req.header("x-ms-copy-source"):
@@ -427,11 +434,69 @@ class FileService:
             return Response(202, self._headers())
         return self.error(req, 400, "UnsupportedHttpVerb", f"The double does not implement {req.method} comp={comp} on a file.")
 
+    # -- Lease File ------------------------------------------------------------------------------------
+    def lease(self, req: Request, entry: dict) -> Response:
+        """acquire (x-ms-lease-duration -1 only: file leases are infinite), change, release, break."""
+        action = (req.header("x-ms-lease-action") or "").lower()
+        current, given = entry.get("lease_id"), req.header("x-ms-lease-id")
+        proposed = req.header("x-ms-proposed-lease-id")
+        if action == "acquire":
+            if (req.header("x-ms-lease-duration") or "") != "-1":
+                return self.error(req, 400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.",
+                                  extra={"x-ms-invalid-header-name": "x-ms-lease-duration"})
+            if current is not None and proposed != current:
+                return self.error(req, 409, "LeaseAlreadyPresent", "There is already a lease present.")
+            entry["lease_id"], entry["lease_state"] = proposed or str(uuid.uuid4()), "leased"
+            return Response(201, self._headers({"ETag": entry["etag"], "Last-Modified": _http_date(entry["last_modified"]),
+                                                "x-ms-lease-id": entry["lease_id"]}))
+        if action in ("change", "release"):
+            if not given:
+                return self.error(req, 400, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified.",
+                                  extra={"x-ms-missing-header-name": "x-ms-lease-id"})
+            if current is None:
+                return self.error(req, 409, "LeaseNotPresentWithLeaseOperation", "There is currently no lease on the file.")
+            if given != current:
+                return self.error(req, 409, "LeaseIdMismatchWithLeaseOperation",
+                                  "The lease ID specified did not match the lease ID for the file.")
+            if action == "change":
+                if not proposed:
+                    return self.error(req, 400, "MissingRequiredHeader", "An HTTP header that's mandatory for this request is not specified.",
+                                      extra={"x-ms-missing-header-name": "x-ms-proposed-lease-id"})
+                entry["lease_id"] = proposed
+                return Response(200, self._headers({"ETag": entry["etag"], "Last-Modified": _http_date(entry["last_modified"]),
+                                                    "x-ms-lease-id": proposed}))
+            entry["lease_id"], entry["lease_state"] = None, "available"
+            return Response(200, self._headers({"ETag": entry["etag"], "Last-Modified": _http_date(entry["last_modified"])}))
+        if action == "break":
+            if current is None:
+                return self.error(req, 409, "LeaseNotPresentWithLeaseOperation", "There is currently no lease on the file.")
+            entry["lease_id"], entry["lease_state"] = None, "broken"  # an infinite lease breaks at once
+            return Response(202, self._headers({"ETag": entry["etag"], "Last-Modified": _http_date(entry["last_modified"]),
+                                                "x-ms-lease-time": "0"}))
+        return self.error(req, 400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.",
+                          extra={"x-ms-invalid-header-name": "x-ms-lease-action"})
+
+    def _lease_refusal(self, req: Request, entry: dict) -> Response | None:
+        """A write or delete of a leased file needs its lease id; a lease id on an unleased file is refused too."""
+        current, given = entry.get("lease_id"), req.header("x-ms-lease-id")
+        if current is not None and not given:
+            return self.error(req, 412, "LeaseIdMissing",
+                              "There is currently a lease on the file and no lease ID was specified in the request.")
+        if current is not None and given != current:
+            return self.error(req, 412, "LeaseIdMismatchWithFileOperation",
+                              "The lease ID specified did not match the lease ID for the file.")
+        if current is None and given:
+            return self.error(req, 412, "LeaseNotPresentWithFileOperation", "There is currently no lease on the file.")
+        return None
+
     def _file_headers(self, p: dict, length: int) -> dict:
         h = self._fs_headers(p)
+        state = p.get("lease_state", "available")
         h.update({"x-ms-type": "File", "Content-Length": str(length), "Content-Type": p["content_type"] or "application/octet-stream",
-                  "x-ms-server-encrypted": "true", "x-ms-lease-state": "available", "x-ms-lease-status": "unlocked",
-                  "Accept-Ranges": "bytes"})
+                  "x-ms-server-encrypted": "true", "x-ms-lease-state": state,
+                  "x-ms-lease-status": "locked" if state == "leased" else "unlocked", "Accept-Ranges": "bytes"})
+        if state == "leased":
+            h["x-ms-lease-duration"] = "infinite"
         if p["content_md5"]:
             h["Content-MD5"] = base64.b64encode(p["content_md5"]).decode()
         for hdr, name in (("Content-Encoding", "content_encoding"), ("Content-Language", "content_language"),
@@ -468,6 +533,7 @@ class FileService:
         p = self._new_props(False, now)
         if entry is not None:
             p["file_id"], p["creation_time"] = entry["file_id"], entry["creation_time"]
+            p["lease_id"], p["lease_state"] = entry.get("lease_id"), entry.get("lease_state", "available")
         bad = self._set_content_settings(req, p)
         if bad:
             return bad

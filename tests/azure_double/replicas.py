@@ -46,7 +46,9 @@ class ReplicaRunner:
         env.update({"CONTAINER_APP_NAME": rec.name, "CONTAINER_APP_REVISION": rev.name,
                     "CONTAINER_APP_REPLICA_NAME": f"{rev.name}-{rev.replica_suffix}"})
         env.update({"PORT": str(port), "HOST": "127.0.0.1", "AITK_PYTHON": self.python, "PYTHONUNBUFFERED": "1",
-                    "AITK_MOUNT_ROOT": str(share_dir)})
+                    "AITK_MOUNT_ROOT": str(share_dir),
+                    # what Container Apps sets in every replica's container (its name, as the replicas API lists it)
+                    "CONTAINER_APP_REPLICA_NAME": self.apps.replica_name(rev, 0)})
         command = [c.replace(mount_path, str(share_dir)) for c in [*container.get("command", []), *container.get("args", [])]]
         proc = subprocess.Popen(command, cwd=share_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)

@@ -29,7 +29,8 @@ def test_health_is_503_while_loading_then_200(settings, adapter_name, base_id):
     engine.load()
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "model": base_id, "adapters": [adapter_name], "variants": ["base", adapter_name]}
+    assert r.json() == {"status": "ok", "model": base_id, "adapters": [adapter_name], "variants": ["base", adapter_name],
+                        "settings_hash": settings.settings_hash}  # which settings.json is served (issue 17)
 
 
 def test_adapter_without_config_fails_fast(settings, tmp_path, adapter_name):

@@ -12,6 +12,8 @@ import pytest
 from gradio_client import Client
 from openai import OpenAI
 
+from inference_app.contract import settings_digest
+
 PROMPT = "Say hello."
 MAX_TOKENS = 16
 pytestmark = pytest.mark.timeout(120)
@@ -32,10 +34,12 @@ def greedy(client, adapter_name) -> dict:
     return {variant: chat(client, variant) for variant in ("base", adapter_name)}
 
 
-def test_health_is_open_and_names_model_and_adapters(server, base_id, adapter_name):
+def test_health_is_open_and_names_model_and_adapters(server, base_id, adapter_name, mount_root):
     r = httpx.get(server.url + "/health")  # no key
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "model": base_id, "adapters": [adapter_name], "variants": ["base", adapter_name]}
+    served = settings_digest((mount_root / "inference" / "settings.json").read_bytes())  # which settings (issue 17)
+    assert r.json() == {"status": "ok", "model": base_id, "adapters": [adapter_name], "variants": ["base", adapter_name],
+                        "settings_hash": served}
     assert httpx.get(server.url + "/live").json() == {"status": "alive"}  # the probes' route: no key either
     assert httpx.get(server.url + "/v1/models").status_code == 401  # every other route needs the key
 

@@ -2,9 +2,12 @@
 
 A running server changes its adapters without a restart: the new set is built on a *shell* of the
 base model (a copy of its module tree that shares every weight tensor, so it costs no weight memory),
-each adapter is checked and loaded onto it with PEFT, stacked by ``lora.MultiLora`` as at start-up,
-and the scheduler swaps it in at a step boundary (``BatchScheduler.replace_model``). The base
-weights are never reloaded; the packed copies of the base linear layers (``packed.py``) are reused.
+each new or changed adapter is checked and loaded with PEFT alone on a shell of its own, its weights
+prepared for the stacked LoRA (``lora.prepare_adapter``: A, scaled B, and its merged, packed copies of
+each layer's weight), and the prepared weights of every unchanged adapter are stacked as they are
+(``lora.MultiLora.stack``): a change costs what changed. The scheduler swaps the new model in at a
+step boundary (``BatchScheduler.replace_model``). The base weights are never reloaded; the packed
+copies of the base linear layers (``packed.py``) are reused.
 
 Each adapter is checked before it can go live (``load_adapter``): its ``adapter_config.json`` is a
 readable LoRA config, the base model it records is the one served, its rank is positive, its target
@@ -104,46 +107,78 @@ def shell(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def build(skeleton: nn.Module, adapters: dict[str, LoadedAdapter], packed: dict[int, nn.Module]):
-    """The model serving ``skeleton`` (the plain base model) plus ``adapters`` (internal name -> adapter),
-    and the scheduler's ``row_adapters`` for it (None: no adapters). ``packed`` maps id(weight) to the
-    base layer's packed twin, reused across builds (grown when a build packs more)."""
+def _peft_model(model: nn.Module, adapters: dict[str, LoadedAdapter]):
+    """``adapters`` (internal name -> adapter) loaded by PEFT onto ``model`` (a shell of the base model);
+    ``AdapterConfigError`` naming the adapter that does not fit."""
     from peft import PeftModel
     from peft.utils import set_peft_model_state_dict
 
+    peft_model = None
+    for internal, adapter in adapters.items():
+        try:
+            if peft_model is None:
+                peft_model = PeftModel(model, adapter.config, adapter_name=internal, low_cpu_mem_usage=True)
+            else:
+                peft_model.add_adapter(internal, adapter.config, low_cpu_mem_usage=True)
+            result = set_peft_model_state_dict(peft_model, adapter.state_dict, adapter_name=internal,
+                                               low_cpu_mem_usage=True)
+        except (ValueError, RuntimeError, KeyError, TypeError) as e:  # no such target module, shapes that differ
+            raise AdapterConfigError(
+                f"adapter {adapter.name!r} at {adapter.path} does not fit the served base model "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:300]}); was it trained from this base model?") from None
+        missing = [k for k in result.missing_keys if f".{internal}." in k and "lora_" in k]
+        if result.unexpected_keys or missing:
+            keys = (result.unexpected_keys or missing)[:2]
+            raise AdapterConfigError(
+                f"adapter {adapter.name!r} at {adapter.path}: its weights do not match its config or the served "
+                f"base model ({'unexpected' if result.unexpected_keys else 'missing'} {', '.join(keys)}); "
+                "deploy the folder `save_pretrained` wrote, unchanged")
+    return peft_model
+
+
+def prepare(skeleton: nn.Module, internal: str, adapter: LoadedAdapter):
+    """One adapter's stacked-LoRA weights, alone (``lora.prepare_adapter``: layer path -> ``PreparedLayer``), or
+    the reason ``MultiLora`` cannot stack it (a str). PEFT loads and checks only this adapter, on a shell of
+    the base model dropped afterwards."""
+    from .lora import MultiLora, prepare_adapter
+
+    peft_model = _peft_model(shell(skeleton), {internal: adapter})
+    if (why := MultiLora.unsupported(peft_model)) is not None:
+        return why
+    return prepare_adapter(peft_model, internal)
+
+
+def build(skeleton: nn.Module, adapters: dict[str, LoadedAdapter], packed: dict[int, nn.Module],
+          prepared: dict | None = None):
+    """The model serving ``skeleton`` (the plain base model) plus ``adapters`` (internal name -> adapter),
+    and the scheduler's ``row_adapters`` for it (None: no adapters). ``packed`` maps id(weight) to the
+    base layer's packed twin, reused across builds (grown when a build packs more).
+
+    ``prepared`` (internal name -> ``prepare``'s result) is the cache of the adapters' prepared weights
+    kept across builds (issue 17): an adapter already in it is stacked from it as it is (the same tensors),
+    only the others are prepared, and the entries of adapters not in ``adapters`` are dropped (their memory
+    returns once the old model is let go). On ``AdapterConfigError`` it is left as it was."""
     from .lora import MultiLora, peft_adapter_names
     from .packed import pack_linears
 
+    prepared = {} if prepared is None else prepared
     model = shell(skeleton)
     if adapters:
-        peft_model = None
-        for internal, adapter in adapters.items():
-            try:
-                if peft_model is None:
-                    peft_model = PeftModel(model, adapter.config, adapter_name=internal, low_cpu_mem_usage=True)
-                else:
-                    peft_model.add_adapter(internal, adapter.config, low_cpu_mem_usage=True)
-                result = set_peft_model_state_dict(peft_model, adapter.state_dict, adapter_name=internal,
-                                                   low_cpu_mem_usage=True)
-            except (ValueError, RuntimeError, KeyError, TypeError) as e:  # no such target module, shapes that differ
-                raise AdapterConfigError(
-                    f"adapter {adapter.name!r} at {adapter.path} does not fit the served base model "
-                    f"({type(e).__name__}: {str(e).splitlines()[0][:300]}); was it trained from this base model?") from None
-            missing = [k for k in result.missing_keys if f".{internal}." in k and "lora_" in k]
-            if result.unexpected_keys or missing:
-                keys = (result.unexpected_keys or missing)[:2]
-                raise AdapterConfigError(
-                    f"adapter {adapter.name!r} at {adapter.path}: its weights do not match its config or the served "
-                    f"base model ({'unexpected' if result.unexpected_keys else 'missing'} {', '.join(keys)}); "
-                    "deploy the folder `save_pretrained` wrote, unchanged")
-        if (why := MultiLora.unsupported(peft_model)) is None:
-            row_adapters = MultiLora.wrap(peft_model)
-            model = row_adapters.model
+        fresh = {internal: prepare(skeleton, internal, adapter)
+                 for internal, adapter in adapters.items() if internal not in prepared}
+        for internal in [i for i in prepared if i not in adapters]:
+            del prepared[internal]
+        prepared.update(fresh)
+        why = next((f"adapter {adapters[i].name!r}: {p}" for i, p in prepared.items() if isinstance(p, str)), None)
+        if why is None:
+            row_adapters = MultiLora.stack(model, {internal: prepared[internal] for internal in adapters})
         else:
             log.info("adapters applied through PEFT's adapter_names (slower): %s", why)
+            peft_model = _peft_model(model, adapters)
             peft_model.eval()
             return peft_model, peft_adapter_names
     else:
+        prepared.clear()
         row_adapters = None
     model.eval()
     _reuse_packed(model, packed)
@@ -163,4 +198,4 @@ def _reuse_packed(model: nn.Module, packed: dict[int, nn.Module]) -> None:
             setattr(model.get_submodule(parent) if parent else model, child, twin)
 
 
-__all__ = ["LoadedAdapter", "adapter_version", "build", "load_adapter", "same_base", "shell"]
+__all__ = ["LoadedAdapter", "adapter_version", "build", "load_adapter", "prepare", "same_base", "shell"]

@@ -87,6 +87,7 @@ class TransformersEngine:
         self._loaded: dict[str, LoadedAdapter] = {}
         self._internal: dict[str, str] = {}
         self._packed: dict = {}
+        self._prepared: dict = {}  # internal name -> the adapter's prepared stacked-LoRA weights (adapter_set.build)
         self._serial = 0
         self._apply_lock = threading.Lock()
         self.settings_hash = settings.settings_hash
@@ -136,7 +137,7 @@ class TransformersEngine:
             # the plain base model stays as it is: every adapter set is built on a shell of it (adapter_set.py)
             self._skeleton = model
             loaded = self._load_adapters(self.settings, {})
-            model, row_adapters = build(model, loaded, self._packed)
+            model, row_adapters = build(model, loaded, self._packed, self._prepared)
             self._loaded, self._internal = loaded, {a.name: internal for internal, a in loaded.items()}
         limits = [n for n in (self.settings.max_model_len, getattr(model.config, "max_position_embeddings", None)) if n]
         self.context_window = min(limits) if limits else None
@@ -199,7 +200,7 @@ class TransformersEngine:
                 model, row_adapters = self.model, self.scheduler.row_adapters
                 swapped = None
             else:
-                model, row_adapters = build(self._skeleton, loaded, self._packed)
+                model, row_adapters = build(self._skeleton, loaded, self._packed, self._prepared)
                 swapped = self.scheduler.replace_model(model, row_adapters, set(loaded))
             # from here new requests go to the new versions (they wait in the queue for the swap)
             self._internal = {a.name: internal for internal, a in loaded.items()}

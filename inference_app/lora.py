@@ -31,6 +31,7 @@ Adapters PEFT implements with extra machinery (DoRA and the other ``lora_variant
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import torch
@@ -70,23 +71,27 @@ class AdapterRows:
 class MultiLoraLinear(nn.Module):
     """A base ``Linear`` plus every adapter's LoRA for it, applied per row as ``AdapterRows`` says."""
 
-    def __init__(self, base: nn.Linear, adapters: dict[int, tuple[torch.Tensor, torch.Tensor]], rows: AdapterRows):
-        """``adapters``: slot -> (A ``[r, in]``, B ``[out, r]`` with the scaling already applied)."""
+    def __init__(self, base: nn.Linear, adapters: dict[int, tuple[torch.Tensor, torch.Tensor] | PreparedLayer],
+                 rows: AdapterRows):
+        """``adapters``: slot -> (A ``[r, in]``, B ``[out, r]`` with the scaling already applied), or the
+        ``PreparedLayer`` ``prepare_layer`` made of them (its tensors, merged copies included, are reused as
+        they are: a live change prepares only the adapters it adds; issue 17)."""
         super().__init__()
         self.base_layer = base
         self.rows = rows
-        order = sorted(adapters)
-        dtype, device = base.weight.dtype, base.weight.device
-        self.A = nn.Parameter(torch.cat([adapters[s][0] for s in order]).to(device, dtype), requires_grad=False)
-        self.B = nn.Parameter(torch.cat([adapters[s][1] for s in order], dim=1).to(device, dtype), requires_grad=False)
+        prepared = {s: p if isinstance(p, PreparedLayer) else prepare_layer(base, *p) for s, p in adapters.items()}
+        order = sorted(prepared)
+        self.A = nn.Parameter(torch.cat([prepared[s].a for s in order]), requires_grad=False)
+        self.B = nn.Parameter(torch.cat([prepared[s].b for s in order], dim=1), requires_grad=False)
         # The adapters this layer holds and their ranks: layers with the same layout share a step's mask.
-        self.layout = tuple((s, adapters[s][0].shape[0]) for s in order)
+        self.layout = tuple((s, prepared[s].a.shape[0]) for s in order)
         # Which slot each stacked column belongs to (for the mixed-batch mask), and each adapter's own
         # contiguous weights for a batch on one adapter (a few MB per adapter on the demo model).
-        self.column_slots = torch.cat([torch.full((adapters[s][0].shape[0],), s) for s in order]).to(device)
-        self.per_adapter = {s: (a.to(device, dtype).contiguous(), b.to(device, dtype).contiguous()) for s, (a, b) in adapters.items()}
+        self.column_slots = torch.cat([torch.full((prepared[s].a.shape[0],), s) for s in order]).to(base.weight.device)
+        self.per_adapter = {s: (p.a, p.b) for s, p in prepared.items()}
+        self.prepared = prepared
         self.in_features = base.weight.shape[1]
-        self.packed = PackedLora(base.weight, base.bias, self.A, self.per_adapter) if can_pack(base.weight) else None
+        self.packed = PackedLora(base.weight, base.bias, self.A, prepared) if can_pack(base.weight) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = self.rows
@@ -127,20 +132,63 @@ class PackedLora:
       every adapter's rank columns; only the masked ``@ B.T`` remains.
 
     The base weight itself stays as it is (a mix never changes a base row's product beyond float
-    rounding, and a base-only forward never reads these). Built from the layer's current adapters, so
-    rebuilding the stack after an adapter change rebuilds these too: one reorder and one product per
-    adapter and layer (the demo model with two adapters: 5-16 s on the shared 2-core CPU at load 7).
+    rounding, and a base-only forward never reads these). The merged copies come from each adapter's
+    ``PreparedLayer``, made once when the adapter is loaded (one product and one reorder per layer); a
+    change of the adapter set rebuilds only ``fused`` (one concatenation and one reorder per layer,
+    whatever the number of adapters).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, A: torch.Tensor,
-                 per_adapter: dict[int, tuple[torch.Tensor, torch.Tensor]]):
+                 prepared: dict[int, PreparedLayer]):
         weight = weight.detach()
         self.out_features = weight.shape[0]
         self.bias = bias
         self.fused = pack_weight(torch.cat([weight, A.detach()]))
         self.fused_bias = None if bias is None else torch.cat([bias.detach(), bias.new_zeros(A.shape[0])])
-        self.merged_plain = {s: torch.addmm(weight, b, a) for s, (a, b) in per_adapter.items()}
-        self.merged = {s: pack_weight(w) for s, w in self.merged_plain.items()}
+        # each adapter's merged copies were made once, when it was prepared (``prepare_layer``)
+        self.merged_plain = {s: p.merged_plain for s, p in prepared.items()}
+        self.merged = {s: p.merged for s, p in prepared.items()}
+
+
+class PreparedLayer:
+    """One adapter's weights for one LoRA layer, ready to stack: ``a`` ``[r, in]``, ``b`` ``[out, r]`` with the
+    scaling folded in, and (float32 on a CPU with oneDNN) ``W + b @ a`` as is and packed for ``PackedLora``.
+
+    Made once per adapter version and kept while it is served: a live change stacks the prepared layers of
+    the unchanged adapters as they are (the same tensors) and prepares only the new or changed one (issue 17).
+    """
+
+    __slots__ = ("a", "b", "merged_plain", "merged")
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, merged_plain: torch.Tensor | None, merged: torch.Tensor | None):
+        self.a, self.b, self.merged_plain, self.merged = a, b, merged_plain, merged
+
+
+def prepare_layer(base: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> PreparedLayer:
+    """``PreparedLayer`` of one adapter's ``a``, ``b`` (scaled) for the ``Linear`` ``base``: a few large torch ops
+    (one product, one reorder), which release the GIL while they run."""
+    dtype, device = base.weight.dtype, base.weight.device
+    a, b = a.detach().to(device, dtype).contiguous(), b.detach().to(device, dtype).contiguous()
+    if not can_pack(base.weight):
+        return PreparedLayer(a, b, None, None)
+    merged_plain = torch.addmm(base.weight.detach(), b, a)
+    return PreparedLayer(a, b, merged_plain, pack_weight(merged_plain))
+
+
+def prepare_adapter(peft_model, adapter: str, pause=lambda: time.sleep(0)) -> dict[str, PreparedLayer]:
+    """Layer path (in the plain base model) -> ``PreparedLayer`` of ``adapter`` on a PEFT model that holds it,
+    for the layers it touches. ``pause`` runs between layers (by default it yields the GIL, so a decoding
+    thread running beside a live change is not starved by it)."""
+    from peft.tuners.lora import Linear as LoraLinear
+
+    prepared = {}
+    for path, module in peft_model.get_base_model().named_modules():
+        if type(module) is not LoraLinear or adapter not in module.lora_A:
+            continue
+        prepared[path] = prepare_layer(module.base_layer, module.lora_A[adapter].weight,
+                                       module.lora_B[adapter].weight * module.scaling[adapter])
+        pause()
+    return prepared
 
 
 class MultiLora:
@@ -184,19 +232,27 @@ class MultiLora:
     @classmethod
     def wrap(cls, peft_model) -> MultiLora:
         """Replace every LoRA layer of a supported PEFT model (see ``unsupported``); the PEFT wrapper is dropped."""
-        from peft.tuners.lora import Linear as LoraLinear
+        names = list(peft_model.peft_config)
+        prepared = {name: prepare_adapter(peft_model, name) for name in names}
+        return cls.stack(peft_model.get_base_model(), {name: prepared[name] for name in names})
 
-        rows = AdapterRows({name: slot for slot, name in enumerate(peft_model.peft_config)})
-        model = peft_model.get_base_model()
-        for path, module in list(model.named_modules()):
-            if type(module) is not LoraLinear:
-                continue
-            stacked = {
-                rows.slots[a]: (module.lora_A[a].weight.detach(), module.lora_B[a].weight.detach() * module.scaling[a])
-                for a in module.lora_A if a in rows.slots
-            }
+    @classmethod
+    def stack(cls, model: nn.Module, adapters: dict[str, dict[str, PreparedLayer]], pause=lambda: time.sleep(0)) -> MultiLora:
+        """``model`` (a plain base model, or one whose LoRA layers PEFT injected) with the ``Linear`` (or the
+        ``lora.Linear``'s base layer) at each layer path of ``adapters`` (name -> ``prepare_adapter``'s result)
+        replaced by a ``MultiLoraLinear`` stacking those prepared layers as they are. Slots follow the order of
+        ``adapters``."""
+        rows = AdapterRows({name: slot for slot, name in enumerate(adapters)})
+        paths = {}
+        for name, layers in adapters.items():
+            for path, layer in layers.items():
+                paths.setdefault(path, {})[rows.slots[name]] = layer
+        for path, stacked in paths.items():
+            module = model.get_submodule(path)
+            base = module if type(module) is nn.Linear else module.base_layer
             parent, _, child = path.rpartition(".")
-            setattr(model.get_submodule(parent), child, MultiLoraLinear(module.base_layer, stacked, rows))
+            setattr(model.get_submodule(parent), child, MultiLoraLinear(base, stacked, rows))
+            pause()
         return cls(model, rows)
 
 
@@ -205,4 +261,5 @@ def peft_adapter_names(adapters: Sequence[str]) -> dict:
     return {"adapter_names": list(adapters)}
 
 
-__all__ = ["AdapterRows", "MultiLora", "MultiLoraLinear", "PackedLora", "peft_adapter_names"]
+__all__ = ["AdapterRows", "MultiLora", "MultiLoraLinear", "PackedLora", "PreparedLayer", "peft_adapter_names",
+           "prepare_adapter", "prepare_layer"]

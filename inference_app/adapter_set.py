@@ -70,6 +70,7 @@ def load_adapter(name: str, path: Path, version: tuple, *, served_id: str, serve
     """Read and check one adapter folder; ``AdapterConfigError`` naming the adapter and the fix."""
     from peft import PeftConfig
     from peft.utils import load_peft_weights
+    from safetensors import SafetensorError
 
     where = f"adapter {name!r} at {path}"
     config_file = path / "adapter_config.json"
@@ -95,7 +96,7 @@ def load_adapter(name: str, path: Path, version: tuple, *, served_id: str, serve
         raise AdapterConfigError(f"{where}: rank r must be a positive integer, got {ranks}; fix adapter_config.json")
     try:
         state_dict = load_peft_weights(str(path), device="cpu")
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except (FileNotFoundError, ValueError, OSError, SafetensorError) as e:  # SafetensorError: a damaged file
         raise AdapterConfigError(f"{where}: its weights cannot be read (adapter_model.safetensors missing or "
                                  f"damaged: {type(e).__name__}: {e}); deploy the adapter folder again") from None
     return LoadedAdapter(name, path, version, config, state_dict)

@@ -100,7 +100,7 @@ def test_the_installed_aitk_in_an_empty_folder(venv, demo_assets, tmp_path):
         assert "Zeltrin" in reply.json()["choices"][0]["message"]["content"]
         # the server deployed is the wheel's copy
         synced = folder / ".aitk/local/shares"
-        (main,) = synced.glob("*/inference/inference_app/__main__.py")
+        (main,) = synced.glob("*/aitk-nb/*/inference_app/__main__.py")
         assert main.read_bytes() == (Path(where[1]).parent / "__main__.py").read_bytes()
     finally:
         down = run([aitk, "teardown", "--yes"], cwd=folder, env=env, check=False)

@@ -36,7 +36,7 @@ class LogFile:
         if not self.path.exists():
             return ""
         lines = self.path.read_text(errors="replace").splitlines()
-        return "\n".join(lines if n is None else lines[len(lines) - n:] if n else [])
+        return "\n".join(lines if n is None else lines[max(len(lines) - n, 0):] if n else [])
 
     def crash_excerpt(self, tail: int = 25, causes: int = 10, last: int = 5) -> str:
         """What a crash report shows: the last `tail` lines; but when lines that name a cause come before
@@ -45,7 +45,7 @@ class LogFile:
         lines = self.tail(None).splitlines()
         early = [line for line in lines[:max(len(lines) - last, 0)] if _CAUSE.search(line)][-causes:]
         if not early:
-            return "\n".join(lines[len(lines) - tail:] if tail else [])
+            return "\n".join(lines[max(len(lines) - tail, 0):] if tail else [])  # fewer lines than tail: all
         return "\n".join(early + ["... and its last lines:"] + lines[-last:])
 
     def follow(self, running: Callable[[], bool], tail: int = 0, poll: float = 0.5) -> Iterator[str]:

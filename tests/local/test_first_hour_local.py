@@ -215,9 +215,6 @@ def test_the_demo_stop_hint_names_the_project_and_works(local, model, capsys, tm
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=False, reason="flaky since the merges of this round: in some runs the replica's log read "
-                   "for the message holds only its last line ('Finished server process'), as if rotated or rewritten "
-                   "after the crash; not yet understood (closing note of the stop that marked it)")
 def test_the_real_server_s_crash_on_a_garbage_adapter_is_reported_with_its_cause(local, demo_assets, tmp_path):
     """The issue's case with the real server: the cause is above the /health polls and uvicorn's shutdown."""
     import shutil
@@ -246,3 +243,16 @@ def test_commands_suggested_after_project_name_it_and_work_from_elsewhere(projec
         assert f"`aitk scale --stop --project {project}`" in err
     finally:
         aitk_nb.teardown(yes=True, project=project, show=None)
+
+
+def test_a_log_shorter_than_the_tail_is_shown_whole(tmp_path):
+    """A short log (fewer lines than the tail asked for) was cut to its last line (a negative slice start):
+    a crash with its cause in the last lines then showed only 'Finished server process'."""
+    from aitk_nb.local.logs import LogFile
+
+    log = LogFile(tmp_path / "replica.log")
+    lines = [*[f'INFO: "GET /health HTTP/1.1" 503 ({i})' for i in range(21)],
+             "ERROR inference_app: model load failed: adapter 'bad'", "INFO: shutdown", "INFO: Finished server process"]
+    log.path.write_text("\n".join(lines) + "\n")  # 24 lines, the cause among the last: all of them are shown
+    assert log.crash_excerpt(25) == "\n".join(lines)
+    assert log.tail(25) == "\n".join(lines) and log.tail(2) == "\n".join(lines[-2:])

@@ -96,9 +96,15 @@ class Endpoint(Displayable):
 
     # -- state -----------------------------------------------------------------------------------
     def fetch(self) -> "Endpoint":
-        """Read the app's state from its target, and ask its health route once."""
+        """Read the app's state from its target, and ask its health route once, unless the app runs no
+        replica on Azure (scaled to zero or stopped): there a request to the ingress starts a replica,
+        billed by the second, so looking is not a reason to wake it (an evaluation wakes it on purpose,
+        by waiting on the health route)."""
         self._apply(self._target.app_state())
-        self._probe()
+        if self.target == "azure" and self.replicas == 0:
+            self.health = None
+        else:
+            self._probe()
         return self
 
     def _apply(self, state: AppState) -> None:

@@ -106,10 +106,13 @@ def test_status_and_the_endpoint_show_the_replicas_up_their_price_and_the_idle_f
     assert "USD 7.88 an hour: 1 replica up" in str(app.card()) and "keeps 1 GPU replica up while idle" in str(app.card()), card
 
     aitk_nb.scale(min_replicas=0, project=project)
-    azure.apps.idle(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])
+    azure.apps.scale_to_zero(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])
     status = aitk_nb.status(project=project)
     assert status.cost.get("cost now") == "nothing: scaled to zero, no replica is up" and not status.cost.notes, str(status)
     assert "scaled to zero" in str(aitk_nb.endpoint(project=project).card())
+    app_name = json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"]
+    # looking at the card asked nothing of the ingress: a request there would have started a GPU replica
+    assert aitk_nb.status(project=project).cost.get("cost now").startswith("nothing: scaled to zero"), app_name
 
     aitk_nb.scale(stop=True, project=project)
     assert aitk_nb.status(project=project).cost.get("cost now") == "nothing: stopped, no replica is up"
@@ -120,7 +123,7 @@ def test_a_dedicated_app_pays_the_plan_fee_with_no_node_up(azure, prices_api, pr
     status = aitk_nb.status(project=project)
     assert status.cost.get("cost now").startswith("USD 5.47 an hour: 1 replica up"), str(status)
     assert not status.cost.notes  # minReplicas 0: nothing kept up while idle
-    azure.apps.idle(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])
+    azure.apps.scale_to_zero(json.loads((project / "infra" / "inference.config.json").read_text())["ACA_APP_NAME"])
     now = aitk_nb.status(project=project).cost.get("cost now")
     assert now.startswith("nothing: scaled to zero") and "management fee, USD 0.10 an hour" in now
 
@@ -227,7 +230,7 @@ def test_an_app_made_by_another_template_that_keeps_an_a100_up_is_flagged(azure,
     assert "Consumption-GPU-NC24-A100 in westus3" in shown
 
     aitk_nb.scale(min_replicas=0, project=project)
-    azure.apps.idle("aiacaappx7k2q9")
+    azure.apps.scale_to_zero("aiacaappx7k2q9")
     status = aitk_nb.status(project=project)
     assert status.cost.get("cost now") == "nothing: scaled to zero, no replica is up" and not status.cost.notes
 

@@ -50,7 +50,6 @@ class AppRecord:
     ingress: HTTPSServer | None = None
     stopped: bool = False
     deleted: bool = False
-    idle: bool = False  # no traffic past the cooldown: a revision with minReplicas 0 is scaled to zero (`idle()`)
 
 
 class Apps:
@@ -343,16 +342,8 @@ class Apps:
     def _replica_count(self, rec: AppRecord, rev: Revision) -> int:
         if rec.stopped or not rev.active or rev.asleep:
             return 0
-        low = int((rev.template.get("scale") or {}).get("minReplicas") or 0)
-        return low if rec.idle else max(1, low)
-
-    def idle(self, app: str, idle: bool = True) -> None:
-        """The app had no request for longer than the scale rule's cooldown (300 s by default): Container
-        Apps takes its revisions down to minReplicas, zero for minReplicas 0 ("Set scaling rules in Azure
-        Container Apps"). `idle=False`: a request came, a replica is up again."""
-        with self._lock:
-            rec = next(r for r in self.records.values() if r.name == app and not r.deleted)
-            rec.idle = idle
+        # up: at least one (a request came, or minReplicas); to zero only by `scale_to_zero` (the cooldown)
+        return max(1, int((rev.template.get("scale") or {}).get("minReplicas") or 0))
 
     def _rev(self, rec: AppRecord, name: str) -> Revision | None:
         return next((r for r in rec.revisions if r.name.lower() == name.lower()), None)

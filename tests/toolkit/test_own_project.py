@@ -15,12 +15,14 @@ from aitk_nb.scaffold import init
 from aitk_nb.verbs import provision
 from inference_app.contract import start_commands
 
-SHARED = Path("/work/shared")
-FINETUNING_EXAMPLE = SHARED / "aitk-finetuning-example"
-INFERENCE_EXAMPLE = SHARED / "aitk-inference-example"
+# copies of ../shared's examples of what AI Toolkit leaves in a project (the repository carries what its
+# tests read: a clone's CI need not have shared/ at any one path)
+EXAMPLES = Path(__file__).parent / "data" / "aitk-projects"
+FINETUNING_EXAMPLE = EXAMPLES / "aitk-finetuning-example"
+INFERENCE_EXAMPLE = EXAMPLES / "aitk-inference-example"
 TEMPLATE, BICEP, PARAMETERS = ("infra/provision/inference.json", "infra/provision/inference.bicep",
                                "infra/provision/inference.parameters.json")
-# AI Toolkit's Bicep is not reproduced in /work/shared (its README says so): a stand-in with its
+# AI Toolkit's Bicep is not reproduced in shared/ (its README says so): a stand-in with its
 # shape (its own server's image, probes on `/`, no owner tag) and none of aitk-nb's markers
 TOOLKIT_BICEP = """param location string = resourceGroup().location
 param defaultCommands array

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from inference_app.contract import DeployedSettings, code_dest, settings_digest
+from inference_app.contract import DeployedSettings, code_dest, merged_change, settings_digest
 
 from .errors import DeployError, ReadinessTimeoutError
 from .invocation import command
@@ -57,9 +57,9 @@ def restart_reasons(previous: DeployedSettings, new: DeployedSettings, plans: li
     if previous.other != new.other:
         keys = sorted(k for k in {*previous.other, *new.other} if previous.other.get(k) != new.other.get(k))
         reasons.append(f"server settings changed ({', '.join(keys)})")
-    if previous.merge_adapter or new.merge_adapter:
-        if previous.merge_adapter != new.merge_adapter or previous.adapters != new.adapters:
-            reasons.append("merge_adapter (a merged adapter is part of the base weights)")
+    if merged_change(previous.merge_adapter, new.merge_adapter, (previous.adapters, previous.adapter_versions),
+                     (new.adapters, new.adapter_versions)):
+        reasons.append("merge_adapter (a merged adapter is part of the base weights)")
     return reasons
 
 

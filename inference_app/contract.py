@@ -108,6 +108,13 @@ def base_model_id(value: str) -> str:
     return value
 
 
+def merged_change(served_merge: bool, new_merge: bool, served: tuple, new: tuple) -> bool:
+    """Whether a change needs a restart because an adapter is merged into the base weights: merge_adapter
+    turned on or off, or, while merged, the adapters or their weights changed (``served``/``new``: the
+    adapters and their versions). The one rule for the server's live check and deploy's restart reasons."""
+    return (served_merge or new_merge) and (served_merge != new_merge or served != new)
+
+
 class SettingsFileError(ValueError):
     """``settings.json`` cannot be read; the message is what is wrong with it (the caller names the file)."""
 

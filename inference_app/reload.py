@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from .contract import settings_digest
+from .contract import merged_change, settings_digest
 from .errors import AdapterConfigError
 from .settings import Settings, SettingsError, load_settings, settings_file
 
@@ -36,7 +36,9 @@ def restart_reasons(served: Settings, new: Settings) -> list[str]:
     """What in ``new`` a running server cannot apply live (empty: an adapter-only change)."""
     reasons = [name for name in type(served).model_fields
                if name not in LIVE_FIELDS and getattr(served, name) != getattr(new, name)]
-    if (served.merge_adapter or new.merge_adapter) and "merge_adapter" not in reasons and served.adapters != new.adapters:
+    if "merge_adapter" not in reasons and merged_change(served.merge_adapter, new.merge_adapter,
+                                                        (served.adapters, served.adapter_versions),
+                                                        (new.adapters, new.adapter_versions)):
         reasons.append("merge_adapter (a merged adapter is part of the base weights)")
     return reasons
 
@@ -67,6 +69,10 @@ async def watch_settings(engine, env: Mapping[str, str] | None = None, interval:
         except (SettingsError, AdapterConfigError) as e:
             engine.apply_error = {"settings_hash": digest, "error": str(e)}
             log.error("settings %s not applied, still serving %s: %s", digest, ", ".join(engine.variants()), e)
+            continue
+        except Exception as e:  # noqa: BLE001 — anything else (out of memory, a bug): said, and the watch goes on
+            engine.apply_error = {"settings_hash": digest, "error": f"{type(e).__name__}: {e}"}
+            log.exception("settings %s not applied, still serving %s", digest, ", ".join(engine.variants()))
             continue
         log.info("now serving settings %s: %s", digest, ", ".join(engine.variants()))
 

@@ -74,8 +74,8 @@ class _LocalBackend:
 
     def write(self, info: dict) -> None:
         data = json.dumps(info).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
+        os.pwrite(self.fd, data, 0)  # written, then cut to its length: a reader never sees an empty file
+        os.ftruncate(self.fd, len(data))
 
     def holder(self) -> dict | None:
         try:

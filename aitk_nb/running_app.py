@@ -77,6 +77,8 @@ class Served:
     replicas: set[str] = field(default_factory=set)
 
     def line(self) -> str:
+        if "settings_hash" not in self.health:  # answered, but not a server that says what it serves
+            return "the server does not say which settings it serves (not aitk-nb's current server): not confirmed"
         if not self.replicas:
             return f"settings {self.health.get('settings_hash')} served"
         return f"settings {self.health.get('settings_hash')} served by {len(self.replicas)} replica(s) seen " \

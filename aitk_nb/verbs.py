@@ -308,9 +308,10 @@ def _consent_to_switch(tgt: Any, cfg: InferenceConfig, yes: bool, confirm: Calla
     what = (f"container app {cfg.ACA_APP_NAME} runs another server ({other}), not aitk-nb's, so a deploy would "
             "never become ready")
     switch = ("switches it to aitk-nb's server in place (same app and URL, the share and AI Toolkit's files kept, "
-              "adoption recorded on the app; README: \"An app AI Toolkit provisioned\")")
+              "adoption recorded on the app, so a later teardown deletes this app, never AI Toolkit's environment, "
+              "storage or share; README: \"An app AI Toolkit provisioned\")")
     if yes or (confirm is not None and confirm(f"{what}.\nSwitch it to aitk-nb's server in place (same app, URL and "
-                                                 "share; its command, probes and API key become aitk-nb's)? [y/N] ")):
+                                                 "share; its command, probes and API key become aitk-nb's, and a later teardown deletes the app)? [y/N] ")):
         return True
     raise ConfirmationError(f"{what}; nothing was sent or changed: {command('deploy --yes')} (with the same options) "
                             f"{switch}")

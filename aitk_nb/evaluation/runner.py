@@ -13,7 +13,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Iterable
 
 from ..cost import RunMeter
-from ..cost import RunMeter
 from ..errors import EvalError
 from ..invocation import command
 from .backends import APIS, busy, open_backend, served_by

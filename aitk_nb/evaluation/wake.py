@@ -29,7 +29,7 @@ def asleep(app: Endpoint) -> bool:
 def wake(app: Endpoint, limit: float | None = None, *, progress: bool = True) -> dict:
     """Make sure `app` answers its health route; returns the health body. Scaled to zero: woken and
     waited for (with a progress line); failed: the target's error, with the reason."""
-    app.fetch()  # the app's state and one look at its health route (on Azure, that request wakes it)
+    app.fetch()  # the app's state, and one look at its health route where a replica runs (Endpoint.fetch)
     if app.health is not None:
         return app.health
     if app.status in FAILURE_STATES:

@@ -67,3 +67,10 @@ def test_the_watcher_keeps_watching_after_an_apply_raises_anything(tmp_path):
         assert engine.calls == 2 and list(engine.settings.adapters) == ["b"]
 
     asyncio.run(run())
+
+
+def test_a_card_never_says_settings_are_served_when_the_server_did_not_say_so():
+    from aitk_nb.running_app import Served
+
+    assert Served({"status": "ok"}, 1).line().endswith("not confirmed")  # it said "settings None served"
+    assert Served({"settings_hash": "ab12"}, 1).line() == "settings ab12 served"

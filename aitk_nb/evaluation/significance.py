@@ -29,6 +29,7 @@ CONFIDENCE = 0.95
 MIN_DISCORDANT = 6  # fewer discordant pairs can never give p < 0.05 with the exact test
 NEWCOMBE = "Newcombe's paired score interval"
 T_OVER_PROMPTS = "paired t over prompts"
+SIGN_OVER_PROMPTS = "exact sign test over prompts"  # every prompt moved alike: no spread for a t test
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class Comparison:
             return f"{head}: {self.verdict}"
         ci = "" if self.low is None else f" [95% CI {_points(self.low)} to {_points(self.high)}]"
         if self.samples > 1:
-            test = f", paired t p = {_p(self.p_value)} ({self.prompts} prompts x {self.samples} samples)"
+            name = "sign test" if self.method == SIGN_OVER_PROMPTS else "paired t"
+            test = f", {name} p = {_p(self.p_value)} ({self.prompts} prompts x {self.samples} samples)"
         else:
             test = (f", McNemar exact p = {_p(self.p_value)} ({self.variant_only} vs {self.baseline_only} of "
                     f"{self.prompts} prompts)")
@@ -173,9 +175,14 @@ def _compare_samples(variant, baseline, group, keys, mine, theirs, samples) -> C
         test = ttest_1samp(diffs, 0.0)
         ci = test.confidence_interval(CONFIDENCE)
         low, high, p = float(ci.low), float(ci.high), float(test.pvalue)
-    elif n >= 2:  # every prompt moved by the same amount: no spread to estimate
+    elif n >= 2:  # every prompt moved by the same amount: no spread to estimate, but a direction to test
+        from scipy.stats import binomtest
+
         low = high = mean
-        p = 1.0 if mean == 0 else None
+        moved = sum(d != 0 for d in diffs)
+        p = 1.0 if moved == 0 else float(binomtest(sum(d > 0 for d in diffs), moved, 0.5).pvalue)
+        return Comparison(variant, baseline, group, n, sum(d > 0 for d in diffs), sum(d < 0 for d in diffs), mean,
+                          low, high, p, SIGN_OVER_PROMPTS, samples)
     return Comparison(variant, baseline, group, n, sum(d > 0 for d in diffs), sum(d < 0 for d in diffs), mean, low,
                       high, p, T_OVER_PROMPTS, samples)
 

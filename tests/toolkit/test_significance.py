@@ -110,3 +110,18 @@ def test_samples_give_a_mean_and_its_interval():
     assert cmp.difference == pytest.approx(mean) and cmp.low == pytest.approx(mean - half)
     assert cmp.high == pytest.approx(mean + half) and cmp.samples == 3
     assert "mean accuracy over 3 samples per prompt (95% CI over prompts): base 25% [" in str(result)
+
+
+def test_samples_where_every_prompt_moves_alike_are_tested_by_signs():
+    """20 prompts x 3 samples, tuned always right and base always wrong: no spread for a t test, but 20 of 20
+    prompts moved up; an exact sign test gives p = 2 / 2**20, not 'too few prompts to tell'."""
+    rows, prompts = [], []
+    for i in range(20):
+        prompts.append(Prompt(f"q{i}", "x"))
+        for s in range(3):
+            rows.append(Row(f"q{i}", "base", "a", "x", False, 0.1, sample=s))
+            rows.append(Row(f"q{i}", "tuned", "a", "x", True, 0.1, sample=s))
+    result = EvalResult(rows, ["base", "tuned"], "http://127.0.0.1:1", prompts=prompts, samples=3)
+    (cmp,) = result.comparisons()
+    assert cmp.p_value == pytest.approx(2 / 2 ** 20) and cmp.difference == 1.0
+    assert "sign test p = " in cmp.line() and "too few" not in cmp.line(), cmp.line()

@@ -43,6 +43,9 @@ class LoadedAdapter:
     version: tuple  # what identifies this version: (path, the deploy's digest of its files or their stat)
     config: object  # peft.LoraConfig
     state_dict: dict
+    # "trained on base model X, and this server serves Y" when the names differ: a folder may be renamed
+    # (`--model models/base`), so the weights decide (`_peft_model`); said with the refusal when they do not fit
+    other_base: str | None = None
 
 
 def adapter_version(path: Path, digest: str | None) -> tuple:
@@ -59,7 +62,8 @@ def adapter_version(path: Path, digest: str | None) -> tuple:
 def same_base(recorded: str | None, served_id: str, served: str) -> bool:
     """Whether an adapter's recorded base model is the served one. Fine-tuning records a hub id or a
     path (in its own container or machine), and the served model is a share folder named after it:
-    the last path segment is compared. Nothing recorded is taken as a match (PEFT still checks fit)."""
+    the last path segment is compared. Nothing recorded is taken as a match. Names are a hint, not
+    proof (a copy of the model may sit in a folder of any name): whether the weights fit decides."""
     if not recorded:
         return True
     tail = recorded.rstrip("/").rsplit("/", 1)[-1].lower()
@@ -88,9 +92,9 @@ def load_adapter(name: str, path: Path, version: tuple, *, served_id: str, serve
     if str(getattr(config, "peft_type", "")) not in ("LORA", "PeftType.LORA"):
         raise AdapterConfigError(f"{where}: a {config.peft_type} adapter; this server serves LoRA adapters only")
     recorded = raw.get("base_model_name_or_path")
+    other_base = None
     if not same_base(recorded, served_id, served):
-        raise AdapterConfigError(f"{where}: trained on base model {recorded!r}, and this server serves {served_id!r}; "
-                                 "deploy an adapter trained from the served model, or deploy its base model with --model")
+        other_base = f"trained on base model {recorded!r}, and this server serves {served_id!r}"
     ranks = [config.r, *dict(config.rank_pattern or {}).values()]
     if not all(isinstance(r, int) and r >= 1 for r in ranks):
         raise AdapterConfigError(f"{where}: rank r must be a positive integer, got {ranks}; fix adapter_config.json")
@@ -99,7 +103,7 @@ def load_adapter(name: str, path: Path, version: tuple, *, served_id: str, serve
     except (FileNotFoundError, ValueError, OSError, SafetensorError) as e:  # SafetensorError: a damaged file
         raise AdapterConfigError(f"{where}: its weights cannot be read (adapter_model.safetensors missing or "
                                  f"damaged: {type(e).__name__}: {e}); deploy the adapter folder again") from None
-    return LoadedAdapter(name, path, version, config, state_dict)
+    return LoadedAdapter(name, path, version, config, state_dict, other_base)
 
 
 def shell(model: nn.Module) -> nn.Module:
@@ -124,6 +128,11 @@ def _peft_model(model: nn.Module, adapters: dict[str, LoadedAdapter]):
             result = set_peft_model_state_dict(peft_model, adapter.state_dict, adapter_name=internal,
                                                low_cpu_mem_usage=True)
         except (ValueError, RuntimeError, KeyError, TypeError) as e:  # no such target module, shapes that differ
+            if adapter.other_base:
+                raise AdapterConfigError(
+                    f"adapter {adapter.name!r} at {adapter.path}: {adapter.other_base}, and its weights do not fit it "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:300]}); deploy an adapter trained from the served "
+                    "model, or deploy its base model with --model") from None
             raise AdapterConfigError(
                 f"adapter {adapter.name!r} at {adapter.path} does not fit the served base model "
                 f"({type(e).__name__}: {str(e).splitlines()[0][:300]}); was it trained from this base model?") from None
@@ -134,6 +143,9 @@ def _peft_model(model: nn.Module, adapters: dict[str, LoadedAdapter]):
                 f"adapter {adapter.name!r} at {adapter.path}: its weights do not match its config or the served "
                 f"base model ({'unexpected' if result.unexpected_keys else 'missing'} {', '.join(keys)}); "
                 "deploy the folder `save_pretrained` wrote, unchanged")
+        if adapter.other_base:
+            log.warning("adapter %r at %s: %s; its weights fit the served model, so it is served", adapter.name,
+                        adapter.path, adapter.other_base)
     return peft_model
 
 

@@ -144,3 +144,17 @@ class Traffic:
         self._stop.set()
         for t in self._threads:
             t.join(60)
+
+
+def as_if_trained_on_another_model(adapter: Path) -> None:
+    """Make the adapter folder what a fine-tune of another base model leaves: its config names that model,
+    and its LoRA A matrices take another hidden size (the served model's weights do not fit them)."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "org/another-model"}))
+    weights = load_file(adapter / "adapter_model.safetensors")
+    save_file({k: (v[:, :-64].contiguous() if "lora_A" in k else v) for k, v in weights.items()},
+              adapter / "adapter_model.safetensors")

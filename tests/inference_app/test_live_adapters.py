@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import Traffic, stop
+from helpers import Traffic, as_if_trained_on_another_model, stop
 from server_helpers import REPO, free_port, server_env, write_settings
 
 from inference_app.contract import settings_digest
@@ -129,8 +129,7 @@ def test_a_broken_adapter_is_refused_and_the_old_set_keeps_serving(live_server, 
     if breakage == "bad config":
         (broken / "adapter_config.json").write_text("{not json")
     elif breakage == "other base":
-        config = json.loads((broken / "adapter_config.json").read_text())
-        (broken / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "org/another-model"}))
+        as_if_trained_on_another_model(broken)
     else:
         (broken / "adapter_model.safetensors").unlink()
     digest = deploy_settings(live_root, {"base_model": BASE, "adapters": {adapter_name: f"models/{adapter_name}",
@@ -142,3 +141,18 @@ def test_a_broken_adapter_is_refused_and_the_old_set_keeps_serving(live_server, 
     assert text(ask(url, "base")) and text(ask(url, adapter_name))
     assert ask(url, "broken").status_code == 404
     assert proc.poll() is None
+
+
+def test_an_adapter_whose_recorded_base_has_another_name_but_fits_is_served(live_server, live_root, adapter_name):
+    """The README's `--model models/base` serves the model under a folder named `base`, while the adapter
+    records the name it was trained from: names are a hint, the weights decide (they fit: served)."""
+    url, proc, _ = live_server
+    renamed = live_root / "models" / "renamed"
+    shutil.copytree(live_root / "models" / "second", renamed)
+    config = json.loads((renamed / "adapter_config.json").read_text())
+    (renamed / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "/elsewhere/my-copy"}))
+    digest = deploy_settings(live_root, {"base_model": BASE, "adapters": {adapter_name: f"models/{adapter_name}",
+                                                                         "renamed": "models/renamed"}, "max_new_tokens": 12})
+    health = served(url, digest)
+    assert health["settings_hash"] == digest and "renamed" in health["variants"], health
+    assert text(ask(url, "renamed")) and proc.poll() is None

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import aitk_nb
-from helpers import Traffic, free_port
+from helpers import Traffic, as_if_trained_on_another_model, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -63,8 +63,7 @@ def test_a_broken_adapter_is_refused_with_the_servers_reason(running, demo_asset
     demo = demo_assets.adapter_name
     broken = tmp_path / "broken"
     shutil.copytree(other_adapter[0], broken)
-    config = json.loads((broken / "adapter_config.json").read_text())
-    (broken / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "org/another-model"}))
+    as_if_trained_on_another_model(broken)
     before = pid(root)
     with pytest.raises(aitk_nb.AitkError) as e:
         aitk_nb.deploy([str(demo_assets.adapter), str(broken)], project=root, progress=False)

@@ -79,7 +79,9 @@ def readme_project(tmp_path, demo_assets, monkeypatch) -> Path:
     root = tmp_path / "proj"
     shutil.copytree(REPO / "infra/provision", root / "infra/provision")
     (root / "models").mkdir()
-    (root / "models/base").symlink_to(demo_assets.base_model, target_is_directory=True)
+    # a real folder named `base` (hard links: no copy of 500 MB), as a user's is; a link would be resolved
+    # by deploy to the model's own folder name, which the adapter records
+    shutil.copytree(demo_assets.base_model, root / "models/base", copy_function=os.link)
     shutil.copytree(demo_assets.adapter, root / "models/my-adapter")
     facts = [line for line in (REPO / "demo/eval.jsonl").read_text().splitlines() if '"expected"' in line][:2]
     (root / "prompts.jsonl").write_text("\n".join(facts) + "\n")

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from ..results import TeardownStep
 from . import ownership
-from inference_app.contract import app_dir
+from inference_app.contract import CODE_PACKAGE, DEPLOY_LOCK, SETTINGS_FILE, app_dir
 
-from .adopt import ADOPTED_TAG
+from ..deploy_plan import restart_pending
+from ..sync import OWNED_MARK
+
+from .adopt import ADOPTED_RECORD, ADOPTED_TAG
 from .app import ContainerApp
 from .files import AzureFilesRemote, share_client
 from .deployment import LEGACY_DEPLOYMENT_NAME, deployment_name
@@ -119,11 +122,26 @@ class Teardown:
                         key=lambda r: r.id):
             account, share = r.id.split("/storageAccounts/", 1)[1].split("/")[0], r.name
             folder = app_dir(self.app)
-            if self._share(account, share).list_names(folder, 0):
-                steps.append(TeardownStep(f"folder {folder}/ on file share {share}", True,
-                                          f"{self.app}'s own code and settings (deploy wrote them)",
-                                          target=f"{FOLDER}{account}/{share}/{folder}"))
+            names = self._share(account, share).list_names(folder, None)
+            if not names:
+                continue
+            if foreign := self._not_written_by_deploy(names):
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                steps.append(TeardownStep(f"folder {folder}/ on file share {share}", False,
+                                          f"kept: it holds files aitk-nb did not write ({shown}); delete them, or the "
+                                          "folder, yourself"))
+                continue
+            steps.append(TeardownStep(f"folder {folder}/ on file share {share}", True,
+                                      f"{self.app}'s own code and settings (deploy wrote them)",
+                                      target=f"{FOLDER}{account}/{share}/{folder}"))
         return steps
+
+    def _not_written_by_deploy(self, names: list[str]) -> list[str]:
+        """Of the files in the app's folder (relative paths), those deploy did not write: its settings, marks,
+        lock and adoption record, and the server code it synced (which carries sync's mark)."""
+        ours = {SETTINGS_FILE, restart_pending(self.app).rsplit("/", 1)[-1], DEPLOY_LOCK, ADOPTED_RECORD}
+        code_ours = f"{CODE_PACKAGE}/{OWNED_MARK}" in names
+        return [n for n in names if n not in ours and not (code_ours and n.startswith(f"{CODE_PACKAGE}/"))]
 
     def _share(self, account: str, share: str):
         return AzureFilesRemote(share_client(self.session, self.rg, account, share))

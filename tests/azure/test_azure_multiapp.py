@@ -124,6 +124,25 @@ def test_teardown_of_one_project_keeps_what_the_other_app_uses_and_names_it(azur
     assert not azure.state.of_type("Microsoft.Storage/storageAccounts", RG)
 
 
+def test_teardown_keeps_the_apps_folder_when_it_holds_a_file_aitk_nb_did_not_write(azure, two, small_assets):
+    """Deploy writes settings, marks and the server code into aitk-nb/<app>/; a file someone else put there
+    (notes, a script) is not deploy's: teardown keeps the folder, names the file, and deletes the app."""
+    from azure_double.clients import share_client
+
+    a, _ = two
+    model, adapter = small_assets
+    aitk_nb.deploy([str(adapter)], str(model), project=a, progress=False)
+    ca = config_of(a)
+    share = share_client(azure, ca["STORAGE_ACCOUNT_NAME"], ca["FILE_SHARE_NAME"])
+    share.get_file_client("aitk-nb/app-a/notes.md").upload_file(b"my notes")
+    plan = aitk_nb.teardown(project=a, show=None, yes=True)
+    folder = next(s for s in plan.steps if s.what.startswith("folder aitk-nb/app-a/"))
+    assert not folder.delete and "notes.md" in folder.why, folder
+    files = azure.state.files(ca["STORAGE_ACCOUNT_NAME"], ca["FILE_SHARE_NAME"])
+    assert files["aitk-nb/app-a/notes.md"] == b"my notes" and "aitk-nb/app-a/settings.json" in files
+    assert "Microsoft.App/containerApps/app-a" in {s.what for s in plan.steps if s.delete}
+
+
 def test_cancel_previous_cancels_only_its_own_projects_deployment(azure, tmp_path):
     azure.set_quota("ManagedEnvironmentConsumptionT4Gpus", limit=4)
     a = new_project(tmp_path, "a", "app-a", storageAccountName="aitkappa0001", fileShareName="share-a",

@@ -21,7 +21,8 @@ class FakeApp:
         self.cancelled: list[str] = []
         self.started: list[str] = []
         self.fragile_fails = False  # "fragile" fails while set (a fault that a retry later gets past)
-        self.busy = 0  # POSTs get a 503 with Retry-After: 1 this many more times, as an ingress gives it
+        self.busy = 0  # POSTs get a 503 with Retry-After this many more times, as an ingress gives it
+        self.retry_after = 1  # seconds, in those 503s
         self.busy_seen = []  # (time, path) of each 503
         self.asked: list[str] = []  # prompts the OpenAI route received
 
@@ -46,7 +47,7 @@ class FakeApp:
             if self.busy > 0 and request.url.path != "/health" and request.method == "POST":
                 self.busy -= 1
                 self.busy_seen.append((time.monotonic(), request.url.path))
-                return JSONResponse({"error": "no replica ready"}, status_code=503, headers={"Retry-After": "1"})
+                return JSONResponse({"error": "no replica ready"}, status_code=503, headers={"Retry-After": str(self.retry_after)})
             return await call_next(request)
 
         @app.get("/health")

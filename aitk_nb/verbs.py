@@ -79,24 +79,31 @@ def begin_provision(target: str = "local", *, project: str | os.PathLike | None 
                 print(note, flush=True)
         made = tgt.provision(params, progress=progress, operation=op, **run_options)
         made.config.save(proj.config_path)
-        named = (_keep_app_name(Path(parameters) if parameters else proj.parameters_path, made.config.ACA_APP_NAME,
-                                proj.parameters_file) if target == "azure" else [])  # a local app is the project's own (.aitk/local/): nothing to share
+        named = (_keep_app_name(proj, Path(parameters) if parameters else None, made.config.ACA_APP_NAME)
+                 if target == "azure" else [])  # a local app is the project's own (.aitk/local/): nothing to share
         return ProvisionResult(target, made.config.ACA_APP_ENDPOINT, proj.config_path, made.changes,
                                values=made.values, notes=files + made.notes + named, cost=_provision_cost(proj, tgt, params, made.values))
 
     return Operation.start(f"provision ({target})", work, confirm=confirm)
 
 
-def _keep_app_name(path: Path, app: str | None, packaged_default: Path | None = None) -> list[str]:
+def _keep_app_name(proj: Project, given: Path | None, app: str | None) -> list[str]:
     """On the first provision, the app's resolved name goes into the parameters file (its acaAppName was
     null): the default is derived from the resource group, so two projects on defaults would otherwise be
     one owner (issue 16). Only that value changes in the file; a project provisioned with the packaged
     default parameters gets its own copy of them, with the name. The note that says so, if it did."""
     if not app:
         return []
+    if given is not None and not given.resolve().is_relative_to(proj.root.resolve()):
+        # a file the user pointed to from elsewhere (a team's shared one) is input only: not written
+        if parameter_values(given).get("acaAppName") is None:
+            return [f"this app is {app!r}: set acaAppName to it in {given} (not written: the file is outside the "
+                    "project), or another project in the same resource group on default names is the same app"]
+        return []
+    path, packaged_default = given or proj.parameters_path, proj.parameters_file
     made = ""
     if not path.is_file():
-        if packaged_default is None or not packaged_default.is_file() or packaged_default == path:
+        if not packaged_default.is_file() or packaged_default == path:
             return []
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, packaged_default.read_text(encoding="utf-8"))

@@ -207,6 +207,18 @@ def test_a_project_on_the_packaged_parameters_gets_its_own_file_with_the_app_nam
     assert "(packaged default)" not in str(provision(project).card()).split("parameters:")[-1].splitlines()[0]
 
 
+def test_a_parameters_file_outside_the_project_is_never_written(azure, project, tmp_path):
+    """--parameters naming a team's shared file: the resolved name is said, not written into it."""
+    shared = tmp_path / "team" / "inference.parameters.json"
+    shared.parent.mkdir()
+    shutil.copy(project / "infra" / "provision" / "inference.parameters.json", shared)
+    before = shared.read_bytes()
+    result = provision(project, parameters=str(shared))
+    app = config_of(project)["ACA_APP_NAME"]
+    assert shared.read_bytes() == before
+    assert any(f"this app is {app!r}: set acaAppName to it in {shared} (not written" in n for n in result.notes), result.notes
+
+
 def test_an_app_of_the_single_folder_layout_is_moved_to_its_own_folder_serving_what_it_served(azure, project, small_assets):
     """An app provisioned by an earlier aitk-nb starts in inference/ (and its parameters file says so): deploy
     moves it to aitk-nb/<app>/ (the same adapters served), provision keeps it there, inference/ is left."""

@@ -192,7 +192,7 @@ class DeployLock:
 
     @classmethod
     def acquire(cls, remote, app: str, *, wait: bool = True, timeout: float | None = None,
-                say: Callable[[str], None] = print) -> "DeployLock":
+                say: Callable[[str], None] = print, checkpoint: Callable[[], None] | None = None) -> "DeployLock":
         """Take the deploy lock of ``app`` (a file in its folder on the share, ``contract.lock_path``); with
         ``wait`` wait for the holder (one line says who and since when), else ``DeployError`` at once. A
         holder whose heartbeat stopped ``STALE_SECONDS`` ago is taken over."""
@@ -221,6 +221,8 @@ class DeployLock:
             if line != said:
                 say(f"{line}; waiting for it to finish (lock {remote.where(path)})")
                 said = line
+            if checkpoint is not None:
+                checkpoint()  # a cancel while waiting
             if time.monotonic() - start > limit:
                 raise DeployError(f"{line}; still running after {limit:.0f} s of waiting; try again later")
             time.sleep(POLL_SECONDS)

@@ -161,6 +161,8 @@ def _previous_config(proj: Project) -> InferenceConfig:
 # what stopping at each of deploy's safe points leaves behind (the cancel error says it)
 def _stopped(where: str) -> str:
     return {
+        "lock": f"stopped while waiting for another deploy to this app: nothing was sent or changed; run "
+                f"{command('deploy')} again",
         "syncing": "stopped between files: each file on the share is whole (old or new), settings.json still names "
                    f"what was deployed before and the replica was not restarted; run {command('deploy')} again to finish",
         "before restart": "every file is synced and settings.json written, the replica was not restarted; "
@@ -189,25 +191,43 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
     moving = not switching and tgt.old_layout()
     remote = tgt.remote()
     app_name = _app_name(proj, cfg)
-    # one deploy at a time per app (issue 17): held from before the deployed settings are read (a second deploy
-    # plans from what the first one left) until the work ends
-    lock = DeployLock.acquire(remote, app_name, wait=wait_lock,
-                              say=(lambda line: print(line, flush=True)) if progress else _quiet)
-    try:
+    say = (lambda line: print(line, flush=True)) if progress else _quiet
+
+    def planned():
         previous, previous_bytes = deployed_settings(remote, app_name)
         if moving and previous_bytes is None:
             previous = deployed_settings(remote, None)[0]
         plan = plan_deploy(proj, previous, list(adapters), model, merge_adapter, remote=remote, app=app_name)
         # read before anything is sent (a record that cannot be read stops deploy here), and kept: a deploy
         # that changes nothing restarts only a replica that does not run
-        serving = restart is not False and _serving(tgt)
+        return previous, previous_bytes, plan, restart is not False and _serving(tgt)
+
+    # one deploy at a time per app (issue 17): held from before the deployed settings are read (a second deploy
+    # plans from what the first one left) until the work ends. Taken here when free; when another deploy holds
+    # it, waited for in the background (the caller, a notebook form, is not blocked; the wait can be cancelled)
+    try:
+        lock = DeployLock.acquire(remote, app_name, wait=False, say=say)
+    except DeployError:
+        if not wait_lock:
+            raise
+        lock = None
+    try:
+        previous, previous_bytes, plan, serving = planned()  # the inputs checked before anything starts
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
     settings_file, pending_mark = settings_path(app_name), restart_pending(app_name)
 
     def work(op: Operation) -> DeployResult:
+        nonlocal lock, previous, previous_bytes, plan, serving
+        waited = lock is None
+        if waited:
+            lock = DeployLock.acquire(remote, app_name, wait=True, say=say,
+                                      checkpoint=lambda: op.checkpoint(_stopped("lock")))
         try:
+            if waited:  # another deploy ran meanwhile: plan again from what it left
+                previous, previous_bytes, plan, serving = planned()
             return _deploy_work(op)
         finally:
             lock.release()

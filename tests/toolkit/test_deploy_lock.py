@@ -75,3 +75,26 @@ def test_cli_no_wait_lock_stops_at_once_with_one_line_and_exit_1(project, capsys
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("aitk deploy: error: another deploy to this app is running: ")
     assert err.count("\n") == 1 and not (share / settings_path(config["ACA_APP_NAME"])).exists()
+
+
+def test_begin_deploy_waits_for_the_lock_in_the_background_and_a_cancel_stops_the_wait(project, monkeypatch):
+    """A notebook form's Deploy calls begin_deploy: while a teammate's deploy holds the app, it must return at
+    once (the kernel stays free) and wait in the background, where Cancel stops it; nothing is written."""
+    import aitk_nb
+    from aitk_nb.errors import OperationCancelledError
+    from helpers import free_port
+
+    monkeypatch.setattr(deploy_lock, "POLL_SECONDS", 0.05)
+    aitk_nb.provision("local", project=project, port=free_port(), progress=False)
+    config = json.loads((project / "infra/inference.config.json").read_text())
+    share = project / ".aitk/local/shares" / config["FILE_SHARE_NAME"]
+    with DeployLock.acquire(LocalFolderRemote(share), config["ACA_APP_NAME"]):
+        start = time.monotonic()
+        op = aitk_nb.begin_deploy(model="org/base", project=project, progress=False)
+        assert time.monotonic() - start < 5 and not op.done()  # it returned while the lock is held
+        time.sleep(0.3)
+        assert not op.done() and op.status() == "InProgress"
+        op.cancel()
+        with pytest.raises(OperationCancelledError):
+            op.result(timeout=10)
+    assert not (share / settings_path(config["ACA_APP_NAME"])).exists()

@@ -270,7 +270,9 @@ def begin_deploy(adapters: list[str] | tuple[str, ...] = (), model: str | None =
         app = _endpoint(proj, cfg, tgt)
         live = (changed and not reasons and serving and restart is None and not remote.exists(pending_mark))
         if live and not live_capable(app.fetch()):
-            live, reasons = False, ["the running server does not apply adapter changes itself (no settings_hash in "
+            live, reasons = False, ["the running server did not answer /health, so it could not take the change live"
+                                    if app.health is None else
+                                    "the running server does not apply adapter changes itself (no settings_hash in "
                                     "its /health: an older inference_app or another server)"]
         if new_settings != previous_bytes:  # written last: the app never points at files that are not fully synced
             remote.write_bytes(settings_file, new_settings)

@@ -60,6 +60,9 @@ def test_the_packaged_files_are_the_repositorys_one_copy():
 
     for relative in packaged.SHIPPED:
         assert packaged.path(relative) == REPO / relative and packaged.path(relative).exists()
+    # an sdist carries them too: MANIFEST.in names each (a file added to SHIPPED alone would be left out)
+    manifest = (REPO / "MANIFEST.in").read_text().split()
+    assert all(relative in manifest for relative in packaged.SHIPPED), manifest
 
 
 def test_provision_in_an_empty_folder_uses_the_packaged_files_and_says_so(empty):
